@@ -1,0 +1,362 @@
+# cython: language_level=3
+"""Native kernels: the per-chunk work that allcores distributes.
+
+Every function here has a pure-Python twin of the same name in ``allcores.pure`` that
+returns the same result. Each ``def`` validates its arguments with the GIL held (through
+``allcores._validate``, shared with the twins so errors match), then runs its whole loop
+inside one ``with nogil:`` block, so threads run these kernels truly in parallel.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+import numpy as np
+
+from allcores import _validate as check
+
+cdef extern from "arith.h" nogil:
+    uint64_t ac_mulmod64(uint64_t a, uint64_t b, uint64_t m)
+    uint64_t ac_isqrt64(uint64_t n)
+    double ac_uniform(uint64_t seed, uint64_t k)
+
+
+# ---------------------------------------------------------------------------------------
+# mandelbrot
+
+cdef void _mandelbrot_rows(uint32_t[:, ::1] out, Py_ssize_t first_row, Py_ssize_t height,
+                           uint32_t max_iter, double xmin, double xmax,
+                           double ymin, double ymax) noexcept nogil:
+    cdef Py_ssize_t rows = out.shape[0], width = out.shape[1], r, x
+    cdef double dx = xmax - xmin, dy = ymax - ymin
+    cdef double cr, ci, zr, zi, next_zr
+    cdef uint32_t n
+    for r in range(rows):
+        ci = ymin + ((first_row + r) * dy) / height
+        for x in range(width):
+            cr = xmin + (x * dx) / width
+            zr = 0.0
+            zi = 0.0
+            n = 0
+            # The operation order matches the pure twin exactly (and the build forbids
+            # FMA contraction), so both give bit-identical counts.
+            while n < max_iter:
+                next_zr = zr * zr - zi * zi + cr
+                zi = 2.0 * zr * zi + ci
+                zr = next_zr
+                if zr * zr + zi * zi > 4.0:
+                    break
+                n += 1
+            out[r, x] = n
+
+
+def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
+    """Fill ``out`` (uint32, shape ``(rows, width)``) with the escape counts of image rows
+    ``first_row .. first_row + rows - 1`` of a ``width x height`` image of the region
+    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` times per pixel."""
+    out, first_row, height, max_iter, xmin, xmax, ymin, ymax = check.mandelbrot_rows_args(
+        out, first_row, height, max_iter, xmin, xmax, ymin, ymax)
+    cdef uint32_t[:, ::1] view = out
+    cdef Py_ssize_t c_first_row = first_row, c_height = height
+    cdef uint32_t c_max_iter = max_iter
+    cdef double c_xmin = xmin, c_xmax = xmax, c_ymin = ymin, c_ymax = ymax
+    with nogil:
+        _mandelbrot_rows(view, c_first_row, c_height, c_max_iter, c_xmin, c_xmax, c_ymin, c_ymax)
+
+
+# ---------------------------------------------------------------------------------------
+# primes
+
+cdef uint64_t[12] TRIAL_PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
+# Deterministic Miller-Rabin base sets: {2, 7, 61} is exact below 4,759,123,141
+# (Jaeschke 1993); Sinclair's seven bases are exact for every n < 2**64 (2011).
+cdef uint64_t SMALL_BASES_LIMIT = 4759123141ULL
+cdef uint64_t[3] SMALL_BASES = [2, 7, 61]
+cdef uint64_t[7] LARGE_BASES = [2, 325, 9375, 28178, 450775, 9780504, 1795265022]
+
+
+cdef inline uint64_t _powmod(uint64_t base, uint64_t exp, uint64_t m) noexcept nogil:
+    cdef uint64_t result = 1
+    while exp:
+        if exp & 1:
+            result = ac_mulmod64(result, base, m)
+        base = ac_mulmod64(base, base, m)
+        exp >>= 1
+    return result
+
+
+cdef inline bint _strong_probable_prime(uint64_t n, uint64_t base, uint64_t d,
+                                        int s) noexcept nogil:
+    """Miller-Rabin round for odd n with n - 1 == d * 2**s, d odd, base < n."""
+    cdef uint64_t x = _powmod(base, d, n)
+    cdef int i
+    if x == 1 or x == n - 1:
+        return True
+    for i in range(s - 1):
+        x = ac_mulmod64(x, x, n)
+        if x == n - 1:
+            return True
+    return False
+
+
+cdef bint _miller_rabin(uint64_t n) noexcept nogil:
+    """Exact primality for odd n > 37**2 with no factor <= 37."""
+    cdef uint64_t d = n - 1
+    cdef int s = 0, i
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    if n < SMALL_BASES_LIMIT:
+        for i in range(3):
+            if not _strong_probable_prime(n, SMALL_BASES[i], d, s):
+                return False
+        return True
+    # Here n > 1795265022, the largest base, so no base is a multiple of n.
+    for i in range(7):
+        if not _strong_probable_prime(n, LARGE_BASES[i], d, s):
+            return False
+    return True
+
+
+cdef bint _is_prime(uint64_t n) noexcept nogil:
+    cdef int i
+    if n < 2:
+        return False
+    for i in range(12):
+        if n % TRIAL_PRIMES[i] == 0:
+            return n == TRIAL_PRIMES[i]
+    if n < 37 * 37:
+        return True
+    return _miller_rabin(n)
+
+
+def is_prime_array(values, out):
+    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value)."""
+    values, out = check.is_prime_array_args(values, out)
+    cdef const uint64_t[::1] v = values
+    cdef uint8_t[::1] flags = out.view(np.uint8)
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(v.shape[0]):
+            flags[i] = _is_prime(v[i])
+
+
+# Sieve tuning. A segment of 2**18 odd numbers (256 KiB of flags) stays in L2 cache.
+# Sieving primes (base primes) go up to sqrt(b), but never beyond MAX_BASE (1M primes,
+# 12 MiB of state) nor much beyond the window's width, since preparing each base prime
+# costs a division: survivors above (L+1)**2 are then confirmed by Miller-Rabin.
+cdef enum:
+    SEGMENT_LEN = 1 << 18
+cdef uint64_t MIN_BASE = 1 << 16
+cdef uint64_t MAX_BASE = 1 << 24
+
+
+cdef uint32_t *_odd_primes_upto(uint64_t limit, Py_ssize_t *count) noexcept nogil:
+    """Odd primes p <= limit (limit <= MAX_BASE) in a malloc'd array; NULL if out of memory."""
+    cdef Py_ssize_t half = <Py_ssize_t>(limit // 2) + 1   # index i stands for 2*i + 1
+    cdef uint8_t *composite = <uint8_t *>malloc(half)
+    cdef uint32_t *primes = NULL
+    cdef Py_ssize_t i, j, n = 0
+    if composite == NULL:
+        return NULL
+    try:
+        memset(composite, 0, half)
+        composite[0] = 1                                  # 1 is not prime
+        i = 1
+        while (2 * i + 1) * (2 * i + 1) <= <Py_ssize_t>limit:
+            if not composite[i]:
+                j = (2 * i + 1) * (2 * i + 1) // 2
+                while j < half:
+                    composite[j] = 1
+                    j += 2 * i + 1
+            i += 1
+        for i in range(half):
+            if not composite[i] and <uint64_t>(2 * i + 1) <= limit:
+                n += 1
+        primes = <uint32_t *>malloc(max(n, 1) * sizeof(uint32_t))
+        if primes == NULL:
+            return NULL
+        n = 0
+        for i in range(half):
+            if not composite[i] and <uint64_t>(2 * i + 1) <= limit:
+                primes[n] = <uint32_t>(2 * i + 1)
+                n += 1
+        count[0] = n
+        return primes
+    finally:
+        free(composite)
+
+
+cdef int64_t _count_odd_primes(uint64_t a, uint64_t b) noexcept nogil:
+    """Primes in the odd numbers a, a + 2, ..., b (3 <= a <= b, both odd); -1 if out of memory."""
+    cdef uint64_t width = (b - a) // 2 + 1           # odd numbers in the window
+    cdef uint64_t limit = ac_isqrt64(b)
+    cdef uint64_t mr_from, n, offset
+    cdef uint32_t *primes = NULL
+    cdef uint64_t *next_index = NULL
+    cdef uint8_t *segment = NULL
+    cdef Py_ssize_t nprimes = 0, i, j, seg_len
+    cdef uint64_t p, s = a, r, delta, remaining = width
+    cdef int64_t count = 0
+    limit = min(limit, max(MIN_BASE, 2 * min(width, MAX_BASE // 2)))
+    mr_from = (limit + 1) * (limit + 1)
+    try:
+        primes = _odd_primes_upto(limit, &nprimes)
+        next_index = <uint64_t *>malloc(max(nprimes, 1) * sizeof(uint64_t))
+        segment = <uint8_t *>malloc(SEGMENT_LEN)
+        if primes == NULL or next_index == NULL or segment == NULL:
+            return -1
+        # next_index[i]: index (odd numbers counted from the current segment's start) of
+        # the next odd multiple of primes[i] to cross off. Relative indices never
+        # overflow, even for windows that end at 2**64 - 1.
+        for i in range(nprimes):
+            p = primes[i]
+            if p * p >= a:
+                next_index[i] = (p * p - a) // 2
+            else:
+                r = a % p
+                delta = (p - r) % p
+                if delta % 2:                             # a + delta would be even
+                    delta += p
+                next_index[i] = delta // 2
+        while remaining:
+            seg_len = <Py_ssize_t>min(remaining, <uint64_t>SEGMENT_LEN)
+            memset(segment, 0, seg_len)
+            for i in range(nprimes):
+                j = <Py_ssize_t>min(next_index[i], <uint64_t>seg_len)
+                if j < seg_len:
+                    p = primes[i]
+                    while j < seg_len:
+                        segment[j] = 1
+                        j += p
+                    next_index[i] = j - seg_len
+                else:
+                    next_index[i] -= seg_len
+            for j in range(seg_len):
+                if not segment[j]:
+                    n = s + 2 * <uint64_t>j
+                    if n < mr_from or _miller_rabin(n):
+                        count += 1
+            remaining -= seg_len
+            if remaining:
+                s += 2 * <uint64_t>seg_len
+        return count
+    finally:
+        free(primes)
+        free(next_index)
+        free(segment)
+
+
+def count_primes_range(lo, hi):
+    """The number of primes p with ``lo <= p < hi``, for ``0 <= lo <= hi <= 2**64``."""
+    lo, hi = check.prime_range_args(lo, hi)
+    cdef int64_t count = 0, odd_count
+    # Work on the closed window [a, b] of odd numbers >= 3; hi - 1 always fits 64 bits.
+    if lo <= 2 < hi:
+        count = 1
+    a = max(lo, 3) | 1
+    b = (hi - 1) if (hi - 1) % 2 else (hi - 2)
+    if a > b:
+        return count
+    cdef uint64_t c_a = a, c_b = b
+    with nogil:
+        odd_count = _count_odd_primes(c_a, c_b)
+    if odd_count < 0:
+        raise MemoryError("count_primes_range: could not allocate the sieve")
+    return count + odd_count
+
+
+# ---------------------------------------------------------------------------------------
+# fannkuch-redux
+
+cdef extern from "fannkuch.h" nogil:
+    int ac_fannkuch_flips(const uint8_t *perm)
+
+
+cdef void _fannkuch_block(int n, int64_t start, int64_t stop,
+                          int64_t *checksum, int *max_flips) noexcept nogil:
+    """The Benchmarks Game fannkuch-redux over permutation indices start .. stop-1.
+
+    Permutations are generated in the benchmark's order (rotations driven by a
+    factorial-base counter); the first one is built directly from its index, as the
+    benchmark's multi-threaded programs do, so any block can start anywhere.
+    """
+    cdef uint8_t perm[16]
+    cdef uint8_t scratch[16]
+    cdef int count[16]
+    cdef int64_t fact[16]
+    cdef int64_t idx = start, index = start
+    cdef int i, k, d, flips
+    cdef uint8_t first
+    checksum[0] = 0
+    max_flips[0] = 0
+    if start >= stop:
+        return
+    fact[0] = 1
+    for i in range(1, n + 1):
+        fact[i] = fact[i - 1] * i
+    for i in range(16):
+        perm[i] = i
+        count[i] = 0
+    for i in range(n - 1, 0, -1):
+        d = <int>(idx // fact[i])
+        count[i] = d
+        idx = idx % fact[i]
+        for k in range(i + 1):
+            scratch[k] = perm[k]
+        for k in range(i + 1):
+            perm[k] = scratch[k + d] if k + d <= i else scratch[k + d - i - 1]
+    while True:
+        if perm[0] != 0:
+            flips = ac_fannkuch_flips(perm)
+            if flips > max_flips[0]:
+                max_flips[0] = flips
+            checksum[0] += flips if index % 2 == 0 else -flips
+        index += 1
+        if index == stop:
+            return
+        # Next permutation: rotate the first i + 1 elements left while the counter carries.
+        first = perm[1]
+        perm[1] = perm[0]
+        perm[0] = first
+        i = 1
+        count[i] += 1
+        while count[i] > i:
+            count[i] = 0
+            i += 1
+            first = perm[0]
+            for k in range(i):
+                perm[k] = perm[k + 1]
+            perm[i] = first
+            count[i] += 1
+
+
+def fannkuch_block(n, start, stop):
+    """``(checksum, max_flips)`` of fannkuch-redux over the permutations of ``n`` elements
+    with indices ``start .. stop - 1`` in the benchmark's order (``1 <= n <= 12``)."""
+    n, start, stop = check.fannkuch_block_args(n, start, stop)
+    cdef int64_t checksum = 0
+    cdef int max_flips = 0
+    cdef int c_n = n
+    cdef int64_t c_start = start, c_stop = stop
+    with nogil:
+        _fannkuch_block(c_n, c_start, c_stop, &checksum, &max_flips)
+    return checksum, max_flips
+
+
+# ---------------------------------------------------------------------------------------
+# Monte Carlo pi
+
+def monte_carlo_hits(seed, start, stop):
+    """How many samples ``start .. stop - 1`` fall inside the unit quarter-circle; sample
+    ``i`` is the point ``(uniform(seed, 2i), uniform(seed, 2i + 1))`` of SplitMix64."""
+    seed, start, stop = check.monte_carlo_args(seed, start, stop)
+    cdef uint64_t c_seed = seed, i, hits = 0
+    cdef uint64_t c_start = start, c_stop = stop
+    cdef double u, v
+    with nogil:
+        for i in range(c_start, c_stop):
+            u = ac_uniform(c_seed, 2 * i)
+            v = ac_uniform(c_seed, 2 * i + 1)
+            hits += u * u + v * v < 1.0
+    return hits
