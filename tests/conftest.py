@@ -1,8 +1,10 @@
 """Shared test configuration.
 
-Every test runs under a watchdog: if it blocks longer than ``ALLCORES_TEST_TIMEOUT``
-seconds (default 120), faulthandler dumps every thread's traceback and exits, so a
-deadlock fails CI with a useful trace instead of hanging until CI's own limit.
+Every test runs under a watchdog: if its setup, call and teardown together block longer
+than ``ALLCORES_TEST_TIMEOUT`` seconds (default 120), faulthandler dumps every thread's
+traceback and exits, so a deadlock fails CI with a useful trace instead of hanging until
+CI's own limit. The end of the session (fixture finalizers, atexit hooks) is guarded the
+same way.
 """
 
 import faulthandler
@@ -24,8 +26,15 @@ settings.register_profile(
 settings.load_profile("allcores")
 
 
-@pytest.fixture(autouse=True)
-def deadlock_watchdog():
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
     faulthandler.dump_traceback_later(TEST_TIMEOUT_S, exit=True, file=sys.stderr)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Left armed on purpose: it also covers interpreter shutdown (atexit hooks).
+    faulthandler.dump_traceback_later(TEST_TIMEOUT_S, exit=True, file=sys.stderr)

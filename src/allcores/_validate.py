@@ -47,12 +47,15 @@ def finite_real(name: str, value: object) -> float:
     return result
 
 
-def interval(name: str, low: object, high: object) -> tuple[float, float]:
+def interval(low_name: str, low: object, high_name: str, high: object) -> tuple[float, float]:
     """A non-empty finite interval ``low < high``."""
-    low_f = finite_real(f"{name} min", low)
-    high_f = finite_real(f"{name} max", high)
+    low_f = finite_real(low_name, low)
+    high_f = finite_real(high_name, high)
     if not low_f < high_f:
-        raise ValueError(f"{name}: expected min < max, got: min={low_f}, max={high_f}")
+        raise ValueError(
+            f"{low_name}, {high_name}: expected {low_name} < {high_name}, "
+            f"got: {low_name}={low_f}, {high_name}={high_f}"
+        )
     return low_f, high_f
 
 
@@ -100,7 +103,7 @@ def uint64_values(name: str, values: object) -> np.ndarray:
         raise TypeError(f"{name}: expected integers, got: dtype={values.dtype.name}")
     if kind == "i" and values.size and values.min() < 0:
         raise ValueError(f"{name}: expected integers >= 0, got: {values.min()}")
-    return np.ascontiguousarray(values, dtype=np.uint64)
+    return np.asarray(values, dtype=np.uint64, order="C")  # keeps 0-d (ascontiguousarray would not)
 
 
 def impl_name(impl: object) -> str:
@@ -115,11 +118,13 @@ UINT32_MAX = 2**32 - 1
 MAX_FANNKUCH_N = 12
 FACTORIALS = tuple(math.factorial(k) for k in range(MAX_FANNKUCH_N + 1))
 MAX_SAMPLE_INDEX = 2**63
+# Row and column indices must convert to double exactly, so that native and pure agree.
+MAX_IMAGE_SIDE = 2**53
 
 
 def mandelbrot_rows_args(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     out = array("out", out, dtypes=(np.uint32,), ndim=2, writeable=True)
-    height = integer("height", height, min=0)
+    height = integer("height", height, min=0, max=MAX_IMAGE_SIDE)
     first_row = integer("first_row", first_row, min=0)
     if first_row + out.shape[0] > height:
         raise ValueError(
@@ -127,8 +132,8 @@ def mandelbrot_rows_args(out, first_row, height, max_iter, xmin, xmax, ymin, yma
             f"rows={out.shape[0]}, height={height}"
         )
     max_iter = integer("max_iter", max_iter, min=0, max=UINT32_MAX)
-    xmin, xmax = interval("x bounds", xmin, xmax)
-    ymin, ymax = interval("y bounds", ymin, ymax)
+    xmin, xmax = interval("xmin", xmin, "xmax", xmax)
+    ymin, ymax = interval("ymin", ymin, "ymax", ymax)
     return out, first_row, height, max_iter, xmin, xmax, ymin, ymax
 
 

@@ -51,8 +51,8 @@ def mandelbrot(
         ``uint32`` counts, shape ``(height, width)``.
     """
     kernel = _module(impl).mandelbrot_rows
-    width = check.integer("width", width, min=0)
-    height = check.integer("height", height, min=0)
+    width = check.integer("width", width, min=0, max=check.MAX_IMAGE_SIDE)
+    height = check.integer("height", height, min=0, max=check.MAX_IMAGE_SIDE)
     try:
         xmin, xmax, ymin, ymax = bounds
     except (TypeError, ValueError):
