@@ -1,11 +1,37 @@
 """allcores: get the most out of every CPU core.
 
-- ``allcores.native``: compiled kernels that release the GIL.
-- ``allcores.pure``: their pure-Python twins (same names, signatures and results).
-- ``allcores.kernels``: the public kernels, taking ordinary Python values.
+- ``allcores.map`` / ``imap`` / ``imap_unordered`` and ``allcores.Pool``: run a function
+  over an iterable in chunks, on processes, threads or serially; streaming, bounded,
+  and never hanging when a worker dies.
+- ``allcores.cpu_count()``: the CPUs this process may really use.
+- ``allcores.kernels``: compute-heavy kernels, compiled (``allcores.native``, GIL-free)
+  with pure-Python twins (``allcores.pure``).
 """
 
-from allcores._version import __version__
 from allcores import kernels
+from allcores._version import __version__
+from allcores.cpu import cpu_count
+from allcores.errors import (
+    AllcoresError,
+    ChunkTimeoutError,
+    PoolClosedError,
+    WorkerCrashedError,
+    WorkerInitError,
+)
+from allcores.pool import Pool
+from allcores.shortcuts import imap, imap_unordered, map
 
-__all__ = ["__version__", "kernels"]
+__all__ = [
+    "AllcoresError",
+    "ChunkTimeoutError",
+    "Pool",
+    "PoolClosedError",
+    "WorkerCrashedError",
+    "WorkerInitError",
+    "__version__",
+    "cpu_count",
+    "imap",
+    "imap_unordered",
+    "kernels",
+    "map",
+]

@@ -1,0 +1,59 @@
+"""The interface every backend implements: run a chunk somewhere, return a Future.
+
+Backends know nothing about ordering, windows or chunk sizes (the dispatcher owns
+those). A chunk's future resolves to the list of its results, one per item, or fails
+with a ``ChunkError`` (an item raised; see ``allcores._execute``), a
+``WorkerCrashedError``, a ``ChunkTimeoutError`` or a ``PoolClosedError``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from concurrent.futures import Future
+from typing import Any, Callable, ClassVar
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive input items ``first_item .. first_item + len(items) - 1``."""
+
+    first_item: int
+    items: list
+
+    @property
+    def stop_item(self) -> int:
+        return self.first_item + len(self.items)
+
+
+class Backend(abc.ABC):
+    """Runs chunks on ``workers`` workers.
+
+    Capability flags (class attributes) let the pool check options up front:
+    ``runs_in_caller_process`` (no pickling: threads or the caller itself) and
+    ``supports_timeout`` (a running chunk can be stopped from outside).
+    """
+
+    name: ClassVar[str]
+    runs_in_caller_process: ClassVar[bool]
+    supports_timeout: ClassVar[bool]
+
+    workers: int
+
+    def prepare(self, fn: Callable[..., Any]) -> Any:
+        """Whatever ``submit`` needs to run ``fn`` many times (e.g. ``fn`` pickled once)."""
+        return fn
+
+    @abc.abstractmethod
+    def submit(self, prepared_fn: Any, chunk: Chunk, star: bool) -> Future:
+        """Queue the chunk; the future resolves to ``[fn(item) for item in chunk.items]``."""
+
+    @abc.abstractmethod
+    def shutdown(self, *, wait: bool) -> None:
+        """``wait=True``: finish queued work, then stop the workers. ``wait=False``: stop
+        now; queued and running chunks fail with ``PoolClosedError``. Idempotent."""
+
+    def window(self) -> int:
+        """Chunks the dispatcher may keep in flight: enough to keep every worker busy
+        while the caller consumes results, few enough to bound memory."""
+        return 2 * self.workers

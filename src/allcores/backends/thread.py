@@ -1,0 +1,101 @@
+"""The thread backend: chunks run on a thread pool in the caller's process.
+
+Right for functions that release the GIL (the native kernels): no pickling, no process
+start-up, shared memory for free. A running chunk cannot be interrupted from outside
+(Python has no way to stop a thread, least of all one inside native code), so this
+backend does not support ``timeout``. ``shutdown(wait=False)`` cancels every chunk not
+yet running at once (callers see ``PoolClosedError``); chunks already running finish in
+the background and settle their futures as usual.
+
+Data flow: the caller's ``submit`` creates the chunk's Future and queues a run of it on
+a ``ThreadPoolExecutor``. ``_unfinished`` (under ``_lock``) holds the Futures not yet
+settled, so that shutdown can cancel the queued ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from allcores._execute import ChunkError, ItemError, run_items
+from allcores.backends.base import Backend, Chunk
+from allcores.errors import PoolClosedError, WorkerInitError
+
+
+class ThreadBackend(Backend):
+    name = "thread"
+    runs_in_caller_process = True
+    supports_timeout = False
+
+    def __init__(self, workers: int, *, initializer=None, initargs=()):
+        self.workers = workers
+        self._initializer = initializer
+        self._initargs = initargs
+        self._initialized = threading.local()  # .done: this thread ran the initializer
+        # Reentrant: cancelling under the lock runs the done callback (_forget) at once.
+        self._lock = threading.RLock()
+        self._init_error: WorkerInitError | None = None  # under _lock
+        self._closed = False                              # under _lock
+        self._unfinished: set[Future] = set()             # under _lock
+        self._executor = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="allcores-thread")
+
+    def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._init_error is not None:
+                raise self._init_error
+            if self._closed:
+                raise PoolClosedError("the pool is closed")
+            self._unfinished.add(future)
+            self._executor.submit(self._run, future, prepared_fn, chunk.items, star)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._unfinished.discard(future)
+
+    def _run(self, future: Future, fn, items: list, star: bool) -> None:
+        """Runs on a pool thread."""
+        with self._lock:  # against shutdown cancelling it at this very moment
+            if future.cancelled() or not future.set_running_or_notify_cancel():
+                return  # cancelled while queued
+        try:
+            self._initialize_this_thread()
+            outcome = run_items(fn, items, star)
+        except ItemError as failure:
+            where = f"in thread {threading.current_thread().name}"
+            future.set_exception(ChunkError(failure.error, failure.position, "running", where))
+        except BaseException as exc:  # WorkerInitError, or a BaseException from fn
+            future.set_exception(exc)
+        else:
+            future.set_result(outcome)
+
+    def _initialize_this_thread(self) -> None:
+        if self._initializer is None or getattr(self._initialized, "done", False):
+            return
+        try:
+            self._initializer(*self._initargs)
+        except Exception as exc:
+            error = WorkerInitError("the pool's initializer raised in a worker thread")
+            error.__cause__ = exc
+            with self._lock:
+                self._init_error = error
+            raise error from exc
+        self._initialized.done = True
+
+    def shutdown(self, *, wait: bool) -> None:
+        with self._lock:
+            self._closed = True
+            unfinished = list(self._unfinished)
+        if wait:
+            self._executor.shutdown(wait=True)
+            return
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for future in unfinished:
+                # cancel() fails for a running chunk: that one cannot be stopped. A plain
+                # cancel() does not wake concurrent.futures.wait(); the notify does.
+                if future.cancel():
+                    future.set_running_or_notify_cancel()

@@ -1,0 +1,93 @@
+"""Every exception allcores raises of its own, in one place.
+
+::
+
+    Exception
+    └── AllcoresError                 base class: catch this to catch any of ours
+        ├── WorkerCrashedError        a worker process died running a chunk, retries spent
+        ├── ChunkTimeoutError         a chunk overran the pool's ``timeout`` (also a TimeoutError)
+        ├── PoolClosedError           work submitted to a pool that is closed or terminated
+        └── WorkerInitError           the pool's ``initializer`` raised in a worker
+
+An exception raised by *your* function is not wrapped: it reaches the caller with its
+original type and message, its remote traceback chained as ``__cause__``
+(a :class:`RemoteTraceback`) and a note naming the item that raised it.
+"""
+
+from __future__ import annotations
+
+
+class AllcoresError(Exception):
+    """Base class of the exceptions raised by allcores itself."""
+
+
+class WorkerCrashedError(AllcoresError):
+    """A worker process died while running a chunk, and re-running it did not help.
+
+    Attributes
+    ----------
+    first_item, stop_item : int
+        The chunk's items are ``first_item .. stop_item - 1`` (positions in the input).
+    exitcode : int | None
+        The worker's exit status; negative values are ``-signal`` (e.g. ``-9``: SIGKILL).
+    attempts : int
+        How many times the chunk was run.
+    """
+
+    def __init__(self, first_item: int, stop_item: int, exitcode: int | None, attempts: int):
+        self.first_item = first_item
+        self.stop_item = stop_item
+        self.exitcode = exitcode
+        self.attempts = attempts
+        super().__init__(
+            f"a worker process died running items {first_item}..{stop_item - 1} "
+            f"({describe_exit(exitcode)}); tried {attempts} time(s)"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.first_item, self.stop_item, self.exitcode, self.attempts)
+
+
+class ChunkTimeoutError(AllcoresError, TimeoutError):
+    """A chunk ran longer than the pool's ``timeout``; its worker was killed and replaced."""
+
+
+class PoolClosedError(AllcoresError, RuntimeError):
+    """The pool was closed or terminated before this work could run."""
+
+
+class WorkerInitError(AllcoresError):
+    """The pool's ``initializer`` raised in a worker; the original error is the cause."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the traceback text of an exception raised in a worker."""
+
+    def __init__(self, text: str):
+        self.text = text
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        return "\n" + self.text
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A readable cause for a worker's exit status."""
+    import signal
+
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        cause = {
+            "SIGKILL": "killed: often the out-of-memory killer, or a kill -9",
+            "SIGSEGV": "segmentation fault: a crash in native code",
+            "SIGBUS": "bus error: a crash in native code",
+            "SIGABRT": "aborted: a failed assertion in native code",
+            "SIGTERM": "terminated",
+        }.get(name, "killed by a signal")
+        return f"{name}, {cause}"
+    return f"exit code {exitcode}, the function or a library called exit()"

@@ -1,0 +1,279 @@
+"""``allcores.Pool``: map, imap, imap_unordered, starmap and submit on a worker pool.
+
+The pool validates every argument before any worker starts, builds one backend (see
+``allcores.backends``), and streams work through the dispatcher (``allcores.dispatch``).
+Its lifecycle is one state behind one lock: open -> closed (no new work; submitted work
+finishes) or terminated (workers stopped at once).
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import multiprocessing.util  # before our atexit hook: see _terminate_live_pools
+import sys
+import threading
+import weakref
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable, Iterator
+
+from allcores import _validate as check
+from allcores._execute import ChunkError
+from allcores.backends import create_backend, validate_backend_name
+from allcores.backends.base import Chunk
+from allcores.cpu import cpu_count
+from allcores.dispatch import default_chunksize, iter_chunks, run_chunks
+from allcores.errors import PoolClosedError
+
+_live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def default_start_method() -> str:
+    """forkserver where it exists (Linux; Python 3.14's own choice): fork is unsafe with
+    threads; spawn elsewhere (macOS, Windows)."""
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
+
+
+def _check_callable(fn: object, name: str = "fn") -> None:
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got: {type(fn).__name__}")
+
+
+def check_map_arguments(fn: object, iterable: object, chunksize: object) -> None:
+    """The checks every map-like call makes before any work (or any worker) starts."""
+    _check_callable(fn)
+    if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__getitem__"):
+        raise TypeError(f"iterable: expected an iterable, got: {type(iterable).__name__}")
+    if chunksize is not None:
+        check.integer("chunksize", chunksize, min=1)
+
+
+def progress_bar(total: int | None):
+    """A tqdm bar on stderr: items done, rate, and an ETA when the total is known."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="item", file=sys.stderr, dynamic_ncols=True)
+
+
+class Pool:
+    """A pool of ``workers`` workers that run functions over iterables in chunks.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Number of workers; default :func:`allcores.cpu_count`, the CPUs this process
+        may really use (affinity mask, cgroup quota, ``ALLCORES_WORKERS``).
+    backend : {"process", "thread", "serial"}
+        Where chunks run: worker processes (any Python function, true parallelism),
+        threads (functions that release the GIL, such as the native kernels), or the
+        caller itself.
+    start_method : str, optional
+        For processes: ``"forkserver"`` (default on Linux), ``"spawn"`` (default on
+        macOS and Windows) or ``"fork"``.
+    initializer, initargs
+        ``initializer(*initargs)`` runs once in each worker before any work.
+    retries : int
+        How many times a chunk whose worker process died is run again (on a new
+        worker) before :class:`WorkerCrashedError` is raised.
+    timeout : float, optional
+        Seconds a chunk may run (process backend): an overrunning chunk's worker is
+        killed and replaced, and :class:`ChunkTimeoutError` (a ``TimeoutError``) is
+        raised. Threads cannot be stopped, so the thread backend refuses a timeout.
+
+    Leaving a ``with`` block waits for submitted work, then stops the workers; if the
+    block is left by an exception (Ctrl-C included), the workers are stopped at once.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        backend: str = "process",
+        start_method: str | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Iterable[Any] = (),
+        retries: int = 1,
+        timeout: float | None = None,
+    ):
+        backend_class = validate_backend_name(backend)
+        workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
+        retries = check.integer("retries", retries, min=0)
+        if timeout is not None:
+            timeout = check.finite_real("timeout", timeout)
+            if timeout <= 0:
+                raise ValueError(f"timeout: expected a number of seconds > 0, got: {timeout}")
+            if not backend_class.supports_timeout:
+                raise ValueError(
+                    f"timeout: the {backend!r} backend cannot stop a running chunk "
+                    "(a thread cannot be killed); use backend='process'"
+                )
+        if start_method is None:
+            start_method = default_start_method()
+        elif start_method not in multiprocessing.get_all_start_methods():
+            raise ValueError(
+                f"start_method: expected one of {multiprocessing.get_all_start_methods()}, "
+                f"got: {start_method!r}"
+            )
+        if initializer is not None:
+            _check_callable(initializer, "initializer")
+        try:
+            initargs = tuple(initargs)
+        except TypeError:
+            raise TypeError(
+                f"initargs: expected an iterable of arguments, got: {type(initargs).__name__}"
+            ) from None
+
+        self._lock = threading.Lock()
+        self._closed = False  # under _lock
+        self._backend = create_backend(
+            backend, workers, start_method=start_method, initializer=initializer,
+            initargs=initargs, retries=retries, timeout=timeout,
+        )
+        # Dropping the last reference to a pool stops its workers.
+        self._finalizer = weakref.finalize(self, self._backend.shutdown, wait=False)
+        _live_pools.add(self)
+
+    # --- properties -------------------------------------------------------------------
+
+    @property
+    def workers(self) -> int:
+        """Number of workers (1 for the serial backend)."""
+        return self._backend.workers
+
+    @property
+    def backend(self) -> str:
+        return self._backend.name
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<allcores.Pool backend={self.backend!r} workers={self.workers} {state}>"
+
+    # --- work -------------------------------------------------------------------------
+
+    def imap(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
+             chunksize: int | None = None) -> Iterator[Any]:
+        """Lazily yield ``fn(item)`` for each item, in input order.
+
+        The input is read as results are consumed, with a bounded number of chunks in
+        flight, so an endless generator works. Stopping early cancels queued chunks.
+        """
+        return self._stream(fn, iterable, chunksize, ordered=True, star=False)
+
+    def imap_unordered(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
+                       chunksize: int | None = None) -> Iterator[Any]:
+        """Like :meth:`imap`, but yield each chunk's results as soon as it finishes."""
+        return self._stream(fn, iterable, chunksize, ordered=False, star=False)
+
+    def map(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
+            chunksize: int | None = None) -> list:
+        """``list(map(fn, iterable))``, computed on the pool's workers."""
+        return list(self.imap(fn, iterable, chunksize))
+
+    def starmap(self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                chunksize: int | None = None) -> list:
+        """``[fn(*args) for args in iterable]``, computed on the pool's workers."""
+        return list(self._stream(fn, iterable, chunksize, ordered=True, star=True))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``."""
+        _check_callable(fn)
+        call = _BoundCall(fn, kwargs) if kwargs else fn
+        with self._lock:
+            self._ensure_open()
+            chunk_future = self._backend.submit(self._backend.prepare(call), Chunk(0, [args]),
+                                                True)
+        result: Future = Future()
+        result.set_running_or_notify_cancel()
+
+        def forward(done: Future) -> None:
+            if done.cancelled():
+                result.set_exception(PoolClosedError("the pool was terminated"))
+            elif isinstance(error := done.exception(), ChunkError):
+                result.set_exception(error.for_caller(0, 1))
+            elif error is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(done.result()[0])
+
+        chunk_future.add_done_callback(forward)
+        return result
+
+    def _stream(self, fn, iterable, chunksize, *, ordered: bool, star: bool,
+                progress: bool = False) -> Iterator[Any]:
+        # Validate now, at the call, not at the first next().
+        check_map_arguments(fn, iterable, chunksize)
+        self._ensure_open()
+        length = len(iterable) if hasattr(iterable, "__len__") else None
+        if chunksize is None:
+            chunksize = default_chunksize(length, self.workers)
+        bar = progress_bar(length) if progress else None
+        return self._results(fn, iter_chunks(iterable, chunksize), ordered, star, bar)
+
+    def _results(self, fn, chunks, ordered, star, bar) -> Iterator[Any]:
+        try:
+            for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
+                                             star=star):
+                if bar is not None:
+                    bar.update(len(chunk.items))
+                yield from results
+        except KeyboardInterrupt:
+            self.terminate()  # Ctrl-C: stop every worker now, leave nothing behind
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` or :meth:`terminate` was called."""
+        return self._closed
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError("the pool is closed")
+
+    def close(self) -> None:
+        """Accept no new work; wait for submitted work to finish; stop the workers."""
+        with self._lock:
+            self._closed = True
+        self._backend.shutdown(wait=True)
+        self._finalizer.detach()
+
+    def terminate(self) -> None:
+        """Stop the workers now; unfinished work fails with :class:`PoolClosedError`."""
+        with self._lock:
+            self._closed = True
+        self._backend.shutdown(wait=False)
+        self._finalizer.detach()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
+
+
+class _BoundCall:
+    """``fn(*args, **kwargs)`` as a picklable callable taking the positional args."""
+
+    def __init__(self, fn, kwargs):
+        self.fn = fn
+        self.kwargs = kwargs
+
+    def __call__(self, *args):
+        return self.fn(*args, **self.kwargs)
+
+
+# atexit hooks run last-registered first. multiprocessing.util's hook joins every
+# non-daemon child process, which would wait forever for our idle workers; importing it
+# above registers it before this one, so our pools are stopped first.
+@atexit.register
+def _terminate_live_pools() -> None:
+    for pool in list(_live_pools):
+        pool.terminate()

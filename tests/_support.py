@@ -1,0 +1,117 @@
+"""Test-side helpers for the pool tests: bounded waits, process checks, counted inputs.
+
+Every wait here polls with a deadline and fails with a message saying what it was
+waiting for; none of them sleeps as a way to let something happen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+import time
+
+POLL_S = 0.01
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns something truthy; return that value.
+
+    Raises AssertionError naming ``what`` if ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def pid_gone(pid: int) -> bool:
+    """True when no process ``pid`` runs any more (a zombie counts as gone: it is dead,
+    only not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return state in ("Z", "X", "x")
+
+
+def wait_pids_gone(pids, timeout: float) -> None:
+    pids = list(pids)
+    wait_until(lambda: all(pid_gone(pid) for pid in pids), timeout,
+               f"worker pids {pids} to exit (alive: {[p for p in pids if not pid_gone(p)]})")
+
+
+def kill_leftovers(pids) -> None:
+    """Clean-up after a failed test: SIGKILL the given pids (ours) that still run."""
+    import signal
+
+    for pid in pids:
+        if not pid_gone(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def ignores_signal(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has ``signum`` set to SIG_IGN (from /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+    raise AssertionError(f"/proc/{pid}/status has no SigIgn line")
+
+
+class CountedSource:
+    """An input that records how many items the pool pulled from it.
+
+    ``items()`` yields 0, 1, 2, ... (up to ``stop`` if given); ``pulled`` is how many
+    it has handed out so far."""
+
+    def __init__(self, stop: int | None = None):
+        self.stop = stop
+        self.pulled = 0
+
+    def items(self):
+        numbers = itertools.count() if self.stop is None else range(self.stop)
+        for number in numbers:
+            self.pulled = number + 1
+            yield number
+
+
+def run_in_thread(call, timeout: float):
+    """Start ``call()`` on a daemon thread; return ``result(timeout=...)``, a function
+    that waits for its outcome: the return value, or the exception re-raised."""
+    outcome: queue.Queue = queue.Queue(maxsize=1)
+
+    def target():
+        try:
+            outcome.put(("ok", call()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.put(("raised", exc))
+
+    thread = threading.Thread(target=target, daemon=True, name="test-consumer")
+    thread.start()
+
+    def result(timeout: float = timeout):
+        try:
+            kind, value = outcome.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the call on the helper thread did not finish "
+                                 f"within {timeout} s") from None
+        if kind == "raised":
+            raise value
+        return value
+
+    return result

@@ -1,0 +1,296 @@
+"""Workloads for the pool tests: picklable, module-level, importable by worker processes.
+
+Worker processes (forkserver, spawn, fork) find this module by name: pytest puts
+``tests/`` on ``sys.path`` before any pool starts, and multiprocessing hands that path
+to the workers it starts (spawn and forkserver send it along; fork inherits it). So
+plain pickle and cloudpickle both pickle these functions by reference, and exceptions
+and objects defined here keep one class identity in the caller and the workers.
+
+Conventions:
+
+- functions take their settings first and the item last, so ``functools.partial(fn,
+  settings...)`` makes a one-argument function that pickles by reference;
+- a worker that must wait for the test polls for a *file* (works across processes
+  and threads alike) and never waits longer than ``WAIT_LIMIT_S``: a test that fails
+  before opening a gate costs at most that much, never a hang;
+- workers report what they did by appending one line per event to a log file (a
+  small ``O_APPEND`` write is atomic, so concurrent writers do not interleave).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+
+# How often a waiting worker looks for its gate file.
+POLL_S = 0.005
+# The longest a worker waits for a gate, a peer or a test: far below the conftest
+# watchdog (120 s), far above any honest wait in these tests.
+WAIT_LIMIT_S = 30.0
+
+
+# --- waiting and logging ------------------------------------------------------------------
+
+
+def wait_for_path(path: str, timeout: float = WAIT_LIMIT_S) -> None:
+    """Return once ``path`` exists; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(POLL_S)
+
+
+def append_line(path: str, text: str) -> None:
+    with open(path, "a") as log:
+        log.write(f"{text}\n")
+
+
+def read_lines(path) -> list[str]:
+    try:
+        with open(path) as log:
+            return log.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def read_ints(path) -> list[int]:
+    return [int(line) for line in read_lines(path)]
+
+
+# --- plain functions ----------------------------------------------------------------------
+
+
+def identity(x):
+    return x
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def describe_call(*args, **kwargs):
+    return args, kwargs
+
+
+def whoami(x):
+    """The item with the process and thread that ran it."""
+    return x, os.getpid(), threading.get_ident()
+
+
+def getpid(_):
+    return os.getpid()
+
+
+def sleep_then_return(seconds, x):
+    time.sleep(seconds)
+    return x
+
+
+def meet(directory: str, peers: int, _):
+    """Return this worker's pid once ``peers`` distinct workers have arrived here.
+
+    Mapped over ``peers`` items with ``chunksize=1``, each item is held by a
+    different worker until all have arrived, so the pids returned are those of
+    ``peers`` workers running at the same time."""
+    me = f"{os.getpid()}-{threading.get_ident()}"
+    open(os.path.join(directory, me), "w").close()
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while len(os.listdir(directory)) < peers:
+        if time.monotonic() > deadline:
+            arrived = len(os.listdir(directory))
+            raise TimeoutError(f"only {arrived} of {peers} workers arrived")
+        time.sleep(POLL_S)
+    return os.getpid()
+
+
+def gated(gate: str, held, started_log: str | None, done_log: str | None, x):
+    """``x * x``; items in ``held`` first wait for the file ``gate``.
+
+    Logs ``x`` to ``started_log`` on entry and to ``done_log`` on exit (if given)."""
+    if started_log is not None:
+        append_line(started_log, str(x))
+    if x in held:
+        wait_for_path(gate)
+    if done_log is not None:
+        append_line(done_log, str(x))
+    return x * x
+
+
+def report_pid_then_wait(pid_file: str, gate: str, x):
+    """Write this worker's pid to ``pid_file``, wait for ``gate``, return the pid."""
+    append_line(pid_file, str(os.getpid()))
+    wait_for_path(gate)
+    return os.getpid()
+
+
+def report_pid_then_sleep(pid_file: str, bad, seconds, x):
+    """Item ``bad`` writes its worker's pid and sleeps ``seconds``; others return x."""
+    if x == bad:
+        append_line(pid_file, str(os.getpid()))
+        time.sleep(seconds)
+    return x
+
+
+# --- failures raised by the function ------------------------------------------------------
+
+
+def fail_on(bad, x):
+    if x == bad:
+        raise ValueError(f"cannot handle {x!r}")
+    return x * x
+
+
+def fail_on_pair(bad, a, b):
+    if a == bad:
+        raise KeyError(f"pair starting with {a!r}")
+    return a + b
+
+
+class NeedsTwoArgsError(Exception):
+    """Pickles, but cannot be unpickled: unpickling calls ``cls(message)``."""
+
+    def __init__(self, code, detail):
+        super().__init__(f"code {code}: {detail}")
+        self.code = code
+
+
+class HoldsLockError(Exception):
+    """Cannot even be pickled: it carries a lock."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_needs_two_args(bad, x):
+    if x == bad:
+        raise NeedsTwoArgsError(42, "the answer")
+    return x
+
+
+def raise_holds_lock(bad, x):
+    if x == bad:
+        raise HoldsLockError("an exception with a lock inside")
+    return x
+
+
+# --- worker deaths ------------------------------------------------------------------------
+
+
+def _die(kind: str) -> None:
+    if kind == "exit":
+        os._exit(3)
+    elif kind == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "segfault":
+        ctypes.string_at(0)
+    else:
+        raise AssertionError(f"unknown way to die: {kind}")
+    # A signal sent to oneself is delivered before kill() returns; never get here.
+    time.sleep(WAIT_LIMIT_S)
+    raise AssertionError(f"{kind} did not end the worker")
+
+
+def die_on(kind: str, bad, x):
+    if x == bad:
+        _die(kind)
+    return x * x
+
+
+def die_once_on(marker: str, kind: str, bad, x):
+    """Die on item ``bad`` the first time only: ``marker`` remembers it happened."""
+    if x == bad and not os.path.exists(marker):
+        open(marker, "w").close()
+        _die(kind)
+    return x * x
+
+
+def die_on_after_gate(gate: str, bad, x):
+    """Item ``bad`` waits for ``gate`` then ends its worker with exit code 3."""
+    if x == bad:
+        wait_for_path(gate)
+        os._exit(3)
+    return x * x
+
+
+# --- objects that fail in transit ---------------------------------------------------------
+
+
+def refuse_to_load(message):
+    raise RuntimeError(message)
+
+
+class RaisesWhenUnpickled:
+    """Pickles fine; unpickling raises RuntimeError."""
+
+    def __reduce__(self):
+        return refuse_to_load, ("this object cannot be unpickled",)
+
+
+class ExitsWhenUnpickled:
+    """Pickles fine; unpickling ends the process with exit code 7."""
+
+    def __reduce__(self):
+        return os._exit, (7,)
+
+
+class ExitsWhenPickled:
+    """Pickling it ends the process with exit code 9."""
+
+    def __reduce__(self):
+        os._exit(9)
+
+
+class UnloadableFunction:
+    """A callable that pickles fine but cannot be unpickled in the worker."""
+
+    def __call__(self, x):
+        return x
+
+    def __reduce__(self):
+        return refuse_to_load, ("this function cannot be unpickled",)
+
+
+def return_lock(_):
+    return threading.Lock()
+
+
+def return_lambda_over_lock(_):
+    lock = threading.Lock()
+    return lambda: lock
+
+
+def return_exits_when_pickled(bad, x):
+    return ExitsWhenPickled() if x == bad else x
+
+
+def return_raises_when_unpickled(bad, x):
+    return RaisesWhenUnpickled() if x == bad else x
+
+
+# --- initializers -------------------------------------------------------------------------
+
+init_value = None
+
+
+def remember(value, log_path: str):
+    """Initializer: store ``value`` in this worker and log who ran it."""
+    global init_value
+    init_value = value
+    append_line(log_path, f"{os.getpid()}-{threading.get_ident()}")
+
+
+def recall(x):
+    return x, init_value, f"{os.getpid()}-{threading.get_ident()}"
+
+
+def refuse_to_start():
+    raise ValueError("initializer refused to start")
