@@ -192,6 +192,10 @@ def _die(kind: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "segfault":
         ctypes.string_at(0)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "systemexit":
+        raise SystemExit(5)  # what sys.exit(5) in a library does
     else:
         raise AssertionError(f"unknown way to die: {kind}")
     # A signal sent to oneself is delivered before kill() returns; never get here.
@@ -199,8 +203,14 @@ def _die(kind: str) -> None:
     raise AssertionError(f"{kind} did not end the worker")
 
 
+def _is_bad(bad, x) -> bool:
+    """``bad`` is one item or a collection of items (a tuple or a range)."""
+    return x in bad if isinstance(bad, (tuple, range, frozenset)) else x == bad
+
+
 def die_on(kind: str, bad, x):
-    if x == bad:
+    """End the worker in the way ``kind`` says on item(s) ``bad``."""
+    if _is_bad(bad, x):
         _die(kind)
     return x * x
 
@@ -257,6 +267,32 @@ class UnloadableFunction:
 
     def __reduce__(self):
         return refuse_to_load, ("this function cannot be unpickled",)
+
+
+class ExitingFunction:
+    """A callable whose unpickling ends the worker with exit code 8."""
+
+    def __call__(self, x):
+        return x
+
+    def __reduce__(self):
+        return os._exit, (8,)
+
+
+def raise_once(marker: str, x):
+    """Raise on the first call only: ``marker`` remembers it happened."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise ValueError("failed the first time")
+    return x
+
+
+def big_bytes(size, x):
+    return bytes([x % 256]) * size
+
+
+def byte_sum(data):
+    return sum(data[:16]) + len(data)
 
 
 def return_lock(_):

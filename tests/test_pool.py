@@ -33,6 +33,8 @@ from _support import CountedSource, run_in_thread, wait_pids_gone, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import numpy as np
+
 import allcores
 from allcores import (
     AllcoresError,
@@ -102,6 +104,16 @@ def process_pool_by_start(start_method):
         yield pool
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stop_default_pools():
+    """Leave no warm default pool (``allcores.map``'s) running after this module: the
+    pytest process must not depend on interpreter-exit clean-up, which
+    ``test_crashes.py::test_interpreter_exits_while_a_pool_is_open`` tests on its own."""
+    yield
+    for warm in list(allcores.shortcuts._default_pools.values()):
+        warm.terminate()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def shared_pool(request):
     """One pool per backend for the whole module: for hypothesis, which calls a test
@@ -139,6 +151,8 @@ INPUTS = {
     "range": lambda: range(50),
     "generator": lambda: (x for x in range(50)),
     "set": lambda: {5, 1, 9},
+    "dict-keys": lambda: {3: "c", 1: "a"}.keys(),
+    "numpy-array": lambda: np.arange(-4, 9),
 }
 
 
@@ -157,6 +171,13 @@ def test_arbitrary_picklable_objects_round_trip(pool):
     items = [None, 1.5, "text", b"\x00bytes", (1, (2, 3)), {"key": [1, 2]}, 2**100,
              frozenset({1, 2}), float("inf"), -0.0]
     assert pool.map(w.identity, items, chunksize=3) == items
+
+
+def test_large_items_and_results(pool):
+    size = 8 * 2**20
+    blobs = pool.map(functools.partial(w.big_bytes, size), range(3), chunksize=1)
+    assert [len(b) for b in blobs] == [size] * 3 and [b[0] for b in blobs] == [0, 1, 2]
+    assert pool.map(w.byte_sum, blobs, chunksize=1) == [size, 16 + size, 32 + size]
 
 
 def test_more_workers_than_items(backend):
@@ -304,6 +325,18 @@ def test_breaking_out_of_a_loop_leaves_the_pool_usable(pool, method):
     assert source.pulled <= window_bound(pool, 2, chunksize)
     assert pool.map(w.square, range(20)) == squares(range(20))
     assert sorted(pool.imap_unordered(w.square, range(20))) == squares(range(20))
+
+
+def test_imap_unordered_does_not_wait_for_a_slow_head(parallel_pool, tmp_path):
+    gate = tmp_path / "gate"
+    fn = functools.partial(w.gated, str(gate), (0,), None, None)
+    results = parallel_pool.imap_unordered(fn, range(12), chunksize=1)
+    try:
+        others = run_in_thread(lambda: [next(results) for _ in range(11)], RESULT_TIMEOUT_S)()
+    finally:
+        gate.touch()
+    assert sorted(others) == squares(range(1, 12))
+    assert list(results) == [0]
 
 
 # ======================================================================================
@@ -855,6 +888,30 @@ def test_dropping_the_last_reference_stops_the_workers(tmp_path):
     del pool
     gc.collect()
     wait_pids_gone(pids, 5)
+
+
+def test_many_threads_many_tiny_chunks(parallel_pool):
+    pool = parallel_pool
+
+    def hammer(offset):
+        futures = [pool.submit(w.add, offset, i) for i in range(150)]
+        mapped = pool.map(w.square, range(offset, offset + 150), chunksize=1)
+        return [f.result(timeout=RESULT_TIMEOUT_S) for f in futures], mapped
+
+    outcomes = [run_in_thread(functools.partial(hammer, 1000 * k), RESULT_TIMEOUT_S)
+                for k in range(4)]
+    for k, outcome in enumerate(outcomes):
+        submitted, mapped = outcome()
+        assert submitted == [1000 * k + i for i in range(150)]
+        assert mapped == squares(range(1000 * k, 1000 * k + 150))
+
+
+def test_first_calls_from_many_threads_share_one_default_pool():
+    outcomes = [run_in_thread(lambda: allcores.map(w.square, range(50), backend="thread",
+                                                   workers=3), RESULT_TIMEOUT_S)
+                for _ in range(4)]
+    assert all(outcome() == squares(range(50)) for outcome in outcomes)
+    assert default_pool("thread", 3) is default_pool("thread", 3)
 
 
 def test_two_threads_share_one_pool(parallel_pool):

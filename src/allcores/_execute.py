@@ -8,6 +8,7 @@ input item, and (for a remote failure) chaining the worker's traceback.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import traceback
 from typing import Any, Callable
@@ -39,18 +40,13 @@ def run_items(fn: Callable[..., Any], items: list, star: bool) -> list:
     Other ``BaseException``s (``SystemExit``, ``KeyboardInterrupt``) are not caught:
     in a worker process they end the process, which the pool reports as a crash.
     """
-    results = []
-    append = results.append
-    position = 0
+    results: list = []
     try:
-        if star:
-            for position, item in enumerate(items):
-                append(fn(*item))
-        else:
-            for position, item in enumerate(items):
-                append(fn(item))
+        # extend() runs the loop in C and keeps what it appended before an exception,
+        # so the failing item's position is len(results): no Python-level loop needed.
+        results.extend(itertools.starmap(fn, items) if star else map(fn, items))
     except Exception as exc:
-        raise ItemError(position, exc) from None
+        raise ItemError(len(results), exc) from None
     return results
 
 

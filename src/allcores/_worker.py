@@ -5,9 +5,14 @@ A worker owns one end of a duplex pipe to its pool's manager thread. It receives
 ``ChunkFailed`` before reading the next one. It never outlives its pool:
 
 - it ignores SIGINT: Ctrl-C is the caller's to handle (the pool then kills its workers);
-- on Linux it asks the kernel for SIGKILL when its parent process dies
-  (``PR_SET_PDEATHSIG``), so even a ``kill -9`` of the caller leaves no orphan;
-- everywhere, end-of-file on its pipe (the pool is gone) ends the loop.
+- a thread watches its *lifeline*, a pipe whose only writer is the caller: end-of-file
+  there means the caller is gone (even by ``kill -9``), and the worker exits at once,
+  in the middle of a chunk too. This is what works under forkserver, where the parent
+  of a worker is the fork server, which itself lives as long as any worker does;
+- on Linux it also asks the kernel for SIGKILL when its parent dies
+  (``PR_SET_PDEATHSIG``): with the fork start method the lifeline is inherited by
+  every later child, and the parent is the caller itself;
+- end-of-file on its task pipe (the pool is gone) ends the loop.
 
 This module is imported by the forkserver ahead of time, so it imports little.
 """
@@ -19,6 +24,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 
 from allcores import _messages as msg
 from allcores._execute import PICKLE_PROTOCOL, ItemError, pack_exception, run_items
@@ -91,6 +97,17 @@ def _load_function(task: msg.RunChunk, functions: FunctionCache):
     return fn
 
 
+def _exit_when_caller_dies(lifeline) -> None:
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()  # nothing is ever sent: this returns only at EOF
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="allcores-lifeline", daemon=True).start()
+
+
 def _run_chunk(task: msg.RunChunk, functions: FunctionCache):
     try:
         fn = _load_function(task, functions)
@@ -108,9 +125,10 @@ def _run_chunk(task: msg.RunChunk, functions: FunctionCache):
         return msg.ChunkFailed(task.chunk_id, None, "pickling the results", pack_exception(exc))
 
 
-def worker_main(conn, init_payload: bytes | None) -> None:
+def worker_main(conn, lifeline, init_payload: bytes | None) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_when_caller_dies(lifeline)
     _die_with_parent()
     if init_payload is not None:
         try:

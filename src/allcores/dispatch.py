@@ -25,8 +25,10 @@ from allcores.errors import PoolClosedError
 # round trip to a worker process (tens of microseconds), small enough to stream.
 STREAM_CHUNKSIZE = 256
 # With a known length, aim for this many chunks per worker: fewer means less dispatch
-# cost, more means better balance when items differ in cost (multiprocessing uses 4).
-CHUNKS_PER_WORKER = 4
+# cost (about 80 us a chunk), more means better balance when items differ in cost and
+# an earlier start (workers wait while the first chunk is pickled). multiprocessing
+# uses 4; 16 measured faster even for a trivial function over 10**6 items.
+CHUNKS_PER_WORKER = 16
 
 
 def default_chunksize(length: int | None, workers: int) -> int:

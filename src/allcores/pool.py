@@ -158,22 +158,26 @@ class Pool:
         The input is read as results are consumed, with a bounded number of chunks in
         flight, so an endless generator works. Stopping early cancels queued chunks.
         """
-        return self._stream(fn, iterable, chunksize, ordered=True, star=False)
+        return flatten_results(
+            self._chunk_results(fn, iterable, chunksize, ordered=True))
 
     def imap_unordered(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
                        chunksize: int | None = None) -> Iterator[Any]:
         """Like :meth:`imap`, but yield each chunk's results as soon as it finishes."""
-        return self._stream(fn, iterable, chunksize, ordered=False, star=False)
+        return flatten_results(
+            self._chunk_results(fn, iterable, chunksize, ordered=False))
 
     def map(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
             chunksize: int | None = None) -> list:
         """``list(map(fn, iterable))``, computed on the pool's workers."""
-        return list(self.imap(fn, iterable, chunksize))
+        return concatenate_results(
+            self._chunk_results(fn, iterable, chunksize, ordered=True))
 
     def starmap(self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]],
                 chunksize: int | None = None) -> list:
         """``[fn(*args) for args in iterable]``, computed on the pool's workers."""
-        return list(self._stream(fn, iterable, chunksize, ordered=True, star=True))
+        return concatenate_results(
+            self._chunk_results(fn, iterable, chunksize, ordered=True, star=True))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``."""
@@ -199,24 +203,25 @@ class Pool:
         chunk_future.add_done_callback(forward)
         return result
 
-    def _stream(self, fn, iterable, chunksize, *, ordered: bool, star: bool,
-                progress: bool = False) -> Iterator[Any]:
-        # Validate now, at the call, not at the first next().
+    def _chunk_results(self, fn, iterable, chunksize, *, ordered: bool, star: bool = False,
+                       progress: bool = False) -> Iterator[list]:
+        """The results of each chunk, as a list per chunk. Arguments are checked now,
+        at the call, not at the first ``next()``."""
         check_map_arguments(fn, iterable, chunksize)
         self._ensure_open()
         length = len(iterable) if hasattr(iterable, "__len__") else None
         if chunksize is None:
             chunksize = default_chunksize(length, self.workers)
         bar = progress_bar(length) if progress else None
-        return self._results(fn, iter_chunks(iterable, chunksize), ordered, star, bar)
+        return self._run(fn, iter_chunks(iterable, chunksize), ordered, star, bar)
 
-    def _results(self, fn, chunks, ordered, star, bar) -> Iterator[Any]:
+    def _run(self, fn, chunks, ordered, star, bar) -> Iterator[list]:
         try:
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
                                              star=star):
                 if bar is not None:
                     bar.update(len(chunk.items))
-                yield from results
+                yield results
         except KeyboardInterrupt:
             self.terminate()  # Ctrl-C: stop every worker now, leave nothing behind
             raise
@@ -257,6 +262,23 @@ class Pool:
             self.close()
         else:
             self.terminate()
+
+
+def flatten_results(chunk_results: Iterator[list]) -> Iterator[Any]:
+    # A generator, not itertools.chain: callers may close() it to stop early.
+    try:
+        for results in chunk_results:
+            yield from results
+    finally:
+        chunk_results.close()
+
+
+def concatenate_results(chunk_results: Iterator[list]) -> list:
+    # One extend per chunk: much cheaper than a generator step per item for big maps.
+    out: list = []
+    for results in chunk_results:
+        out.extend(results)
+    return out
 
 
 class _BoundCall:

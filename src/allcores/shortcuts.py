@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 from allcores import _validate as check
 from allcores.backends import validate_backend_name
 from allcores.cpu import cpu_count
-from allcores.pool import Pool, check_map_arguments
+from allcores.pool import Pool, check_map_arguments, concatenate_results, flatten_results
 
 _lock = threading.Lock()
 _default_pools: dict[tuple[str, int], Pool] = {}  # under _lock
@@ -30,11 +30,10 @@ def default_pool(backend: str = "process", workers: int | None = None) -> Pool:
         return pool
 
 
-def _stream(fn, iterable, workers, backend, chunksize, progress, ordered) -> Iterator[Any]:
+def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered):
     check_map_arguments(fn, iterable, chunksize)
     pool = default_pool(backend, workers)
-    return pool._stream(fn, iterable, chunksize, ordered=ordered, star=False,
-                        progress=progress)
+    return pool._chunk_results(fn, iterable, chunksize, ordered=ordered, progress=progress)
 
 
 def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
@@ -44,19 +43,21 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
 
     ``progress=True`` shows a tqdm progress bar on stderr. See :meth:`Pool.imap`.
     """
-    return _stream(fn, iterable, workers, backend, chunksize, progress, ordered=True)
+    return flatten_results(
+        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))
 
 
 def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
                    workers: int | None = None, backend: str = "process",
                    chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
     """Like :func:`imap`, but yield results as their chunks finish."""
-    return _stream(fn, iterable, workers, backend, chunksize, progress, ordered=False)
+    return flatten_results(
+        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=False))
 
 
 def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
         backend: str = "process", chunksize: int | None = None,
         progress: bool = False) -> list:
     """``list(map(fn, iterable))``, computed on a default pool."""
-    return list(imap(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
-                     progress=progress))
+    return concatenate_results(
+        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))

@@ -171,6 +171,9 @@ class ProcessBackend(Backend):
         self._worker_idle = False                                    # under _lock
         self._wake_pending = False                                   # under _lock
         self._wakeup_reader, self._wakeup_writer = multiprocessing.Pipe(duplex=False)
+        # Every worker gets the read end; only this process holds the write end, so its
+        # death (however abrupt) closes the pipe and every worker exits (see _worker).
+        self._lifeline_reader, self._lifeline_writer = self._context.Pipe(duplex=False)
 
         # Manager thread only:
         self._handles: list[_WorkerHandle] = []
@@ -235,6 +238,8 @@ class ProcessBackend(Backend):
             self._watch.close()
             self._wakeup_reader.close()
             self._wakeup_writer.close()
+            self._lifeline_reader.close()
+            self._lifeline_writer.close()
 
     def _step(self) -> bool:
         """One round of the manager loop; False once the backend has stopped."""
@@ -280,7 +285,7 @@ class ProcessBackend(Backend):
     def _start_worker(self) -> None:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=worker_main, args=(child_conn, self._init_payload),
+            target=worker_main, args=(child_conn, self._lifeline_reader, self._init_payload),
             name="allcores-worker", daemon=False,
         )
         process.start()
