@@ -90,6 +90,28 @@ class CountedSource:
             yield number
 
 
+class SizedSource:
+    """A sized, lazily read input: ``len()`` says ``length``; iterating yields 0, 1, 2,
+    ... and raises once more than ``limit`` items were asked for, so that a pool that
+    reads far too much fails at once instead of filling memory."""
+
+    def __init__(self, length: int, limit: int):
+        self.length = length
+        self.limit = limit
+        self.pulled = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        for number in range(self.length):
+            if number >= self.limit:
+                raise AssertionError(f"the pool read more than {self.limit} items of a "
+                                     f"{self.length}-item input")
+            self.pulled = number + 1
+            yield number
+
+
 def run_in_thread(call, timeout: float):
     """Start ``call()`` on a daemon thread; return ``result(timeout=...)``, a function
     that waits for its outcome: the return value, or the exception re-raised."""

@@ -170,6 +170,19 @@ class HoldsLockError(Exception):
         self.lock = threading.Lock()
 
 
+class BadStrError(Exception):
+    """Pickles and unpickles fine, but ``str()`` of it raises."""
+
+    def __str__(self):
+        raise RuntimeError("BadStrError.__str__ is broken")
+
+
+def raise_bad_str(bad, x):
+    if x == bad:
+        raise BadStrError(x)
+    return x * x
+
+
 def raise_needs_two_args(bad, x):
     if x == bad:
         raise NeedsTwoArgsError(42, "the answer")

@@ -279,8 +279,9 @@ def test_function_that_fails_to_unpickle_in_the_worker(make_pool, tmp_path):
     "fn,error,pattern",
     [
         (w.return_lock, TypeError, "lock"),
+        # cloudpickle takes the lambda; the lock it closes over is what cannot travel.
         (w.return_lambda_over_lock, (pickle.PicklingError, AttributeError, TypeError),
-         "lambda"),
+         "lock"),
     ],
     ids=["lock", "lambda-over-lock"],
 )
@@ -423,15 +424,15 @@ CHILD_SCRIPT = textwrap.dedent('''
         hold = functools.partial(w.gated, os.path.join(tmp, "never"), range(10**9),
                                  os.path.join(tmp, "started.log"), None)
         if mode == "module":
-            pids = allcores.map(meet, range(2), workers=2, chunksize=1)
+            pids = allcores.map(meet, range(2), workers=2, chunksize=1, backend="process")
             print(json.dumps(pids), flush=True)
-            allcores.map(hold, range(100), workers=2, chunksize=1)
+            allcores.map(hold, range(100), workers=2, chunksize=1, backend="process")
             return
         if mode == "exit-module":
             # Something made a weakref.finalize before allcores started a process
             # (tempfile does, as do many libraries); then the program just ends.
             scratch = tempfile.TemporaryDirectory()
-            pids = allcores.map(meet, range(2), workers=2, chunksize=1)
+            pids = allcores.map(meet, range(2), workers=2, chunksize=1, backend="process")
             print(json.dumps(pids), flush=True)
             return
         if mode == "exit-unclosed":
@@ -589,3 +590,48 @@ def test_interpreter_exits_while_a_pool_is_open(child_factory, mode):
     status, err = child.finish(timeout=15)
     assert status == 0, err
     wait_pids_gone(pids, 5)
+
+
+# ======================================================================================
+# A failure inside the pool's own machinery
+# ======================================================================================
+
+
+def _wait_for_new_manager_threads_to_end(threads_before) -> None:
+    def ended():
+        return not [t for t in threading.enumerate()
+                    if t not in threads_before and t.name.startswith("allcores-manager")]
+
+    wait_until(ended, 10, "the pool's manager thread to give up")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failure_inside_the_manager_fails_the_work_and_the_pool_still_stops(monkeypatch):
+    # Fault injection: starting a worker raises, as it does when the process runs out of
+    # file descriptors. The work must fail with that error, not hang; stopping the pool
+    # afterwards (close, terminate, leaving ``with`` either way) must neither raise anew
+    # nor hide the error. Each pool waits for its manager thread to give up first, so
+    # that the stopping really happens after the failure.
+    from allcores.backends import process as process_backend
+
+    def start_worker_fails(self):
+        raise OSError(24, "Too many open files (injected)")
+
+    monkeypatch.setattr(process_backend.ProcessBackend, "_start_worker", start_worker_fails)
+
+    threads_before = set(threading.enumerate())
+    with allcores.Pool(WORKERS) as pool:
+        with pytest.raises(OSError, match="injected"):
+            pool.map(w.square, range(4))
+        _wait_for_new_manager_threads_to_end(threads_before)
+    assert pool.closed  # left normally: close() ran, and did not raise
+    pool.terminate()
+
+    threads_before = set(threading.enumerate())
+    with pytest.raises(OSError, match="injected"):
+        with allcores.Pool(WORKERS) as pool:
+            try:
+                pool.map(w.square, range(4))
+            finally:
+                _wait_for_new_manager_threads_to_end(threads_before)
+    assert pool.closed

@@ -29,7 +29,7 @@ from concurrent.futures import Future
 
 import _workloads as w
 import pytest
-from _support import CountedSource, run_in_thread, wait_pids_gone, wait_until
+from _support import CountedSource, SizedSource, run_in_thread, wait_pids_gone, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,6 +255,42 @@ def test_endless_input_is_read_lazily(pool, method):
     assert pool.map(w.square, range(6)) == squares(range(6))
 
 
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_itertools_count_with_the_default_chunk_size(pool, method):
+    results = getattr(pool, method)(w.square, itertools.count())
+    first = list(itertools.islice(results, 10))
+    results.close()
+    if method == "imap":
+        assert first == squares(range(10))
+    else:
+        assert len(set(first)) == 10
+
+
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_a_huge_range_streams(pool, method):
+    # range(10**20) is lazy, but too long for len(): it must stream like any iterable.
+    results = getattr(pool, method)(w.square, range(10**20), chunksize=4)
+    first = list(itertools.islice(results, 8))
+    results.close()
+    if method == "imap":
+        assert first == squares(range(8))
+    else:
+        roots = [math.isqrt(r) for r in first]
+        assert len(set(roots)) == 8 and all(root ** 2 in first for root in roots)
+        assert max(roots) < window_bound(pool, 2, 4)
+
+
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_a_huge_sized_input_is_read_lazily_with_the_default_chunk_size(pool, method):
+    # A lazily readable input that knows its length (like range(10**12)): taking its
+    # first results must not read a big share of it first.
+    source = SizedSource(10**12, limit=100_000)
+    results = getattr(pool, method)(w.square, source)
+    first = list(itertools.islice(results, 10))
+    results.close()
+    assert len(first) == 10 and source.pulled <= 100_000
+
+
 def test_the_input_is_not_read_before_the_first_result_is_asked_for(pool):
     source = CountedSource()
     results = pool.imap(w.square, source.items(), chunksize=2)
@@ -421,6 +457,16 @@ def test_error_in_submit_reaches_the_future(pool):
     assert pool.submit(w.square, 4).result(timeout=RESULT_TIMEOUT_S) == 16
 
 
+def test_an_exception_whose_str_fails_still_reaches_the_caller(pool):
+    got = []
+    with pytest.raises(w.BadStrError) as info:
+        for result in pool.imap(functools.partial(w.raise_bad_str, 2), range(6), chunksize=1):
+            got.append(result)
+    assert got == [0, 1]
+    assert has_note(info.value, r"\bitem 2\b"), getattr(info.value, "__notes__", None)
+    assert pool.map(w.square, range(5)) == squares(range(5))
+
+
 def test_error_raised_by_the_input_reaches_the_caller(pool):
     def broken_input():
         yield from range(5)
@@ -582,7 +628,7 @@ MAIN_SCRIPT = textwrap.dedent('''
         with allcores.Pool(2, start_method=start_method, initializer=set_marker,
                            initargs=("set in __main__",)) as pool:
             results["initializer"] = pool.map(read_marker, range(3))
-        results["module_map"] = allcores.map(shifted, range(3), workers=2)
+        results["module_map"] = allcores.map(shifted, range(3), workers=2, backend="process")
         print(json.dumps(results))
 
 
@@ -605,6 +651,74 @@ def test_functions_defined_in_main(start_method, tmp_path):
         "submit": 101,
         "initializer": ["set in __main__"] * 3,
         "module_map": [100, 101, 102],
+    }
+
+
+MAIN_CLASSES_SCRIPT = textwrap.dedent('''
+    import dataclasses
+    import json
+    import sys
+
+    import allcores
+
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+
+    class OutOfRange(Exception):
+        pass
+
+
+    def manhattan(p):
+        return abs(p.x) + abs(p.y)
+
+
+    def doubled(p):
+        return Point(2 * p.x, 2 * p.y)
+
+
+    def checked(x):
+        if x > 2:
+            raise OutOfRange(f"{x} is out of range")
+        return x
+
+
+    def main(start_method):
+        results = {}
+        with allcores.Pool(2, start_method=start_method) as pool:
+            points = [Point(1, -2), Point(3, 4)]
+            results["class_items"] = pool.map(manhattan, points)
+            results["class_results"] = [dataclasses.astuple(p)
+                                        for p in pool.map(doubled, points)]
+            results["lambda_class_results"] = [dataclasses.astuple(p) for p in
+                                               pool.map(lambda i: Point(i, -i), range(2))]
+            try:
+                pool.map(checked, range(5))
+            except OutOfRange as exc:
+                results["own_exception"] = str(exc)
+        print(json.dumps(results))
+
+
+    if __name__ == "__main__":
+        main(sys.argv[1])
+''')
+
+
+def test_classes_defined_in_main(start_method, tmp_path):
+    """Instances and exceptions of classes defined in a script travel both ways."""
+    script = tmp_path / "main_classes.py"
+    script.write_text(MAIN_CLASSES_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), start_method], capture_output=True,
+                         text=True, timeout=90, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {
+        "class_items": [3, 7],
+        "class_results": [[2, -4], [6, 8]],
+        "lambda_class_results": [[0, 0], [1, -1]],
+        "own_exception": "3 is out of range",
     }
 
 
@@ -733,6 +847,20 @@ def test_module_level_functions(backend):
     assert allcores.map(w.square, [], backend=backend, workers=WORKERS) == []
 
 
+def test_module_level_functions_with_the_default_backend():
+    items = list(range(-20, 30))
+    expected = squares(items)
+    assert allcores.map(w.square, items) == expected
+    assert list(allcores.imap(w.square, iter(items))) == expected
+    assert sorted(allcores.imap_unordered(w.square, items)) == sorted(expected)
+    assert allcores.map(w.square, []) == []
+    first = list(itertools.islice(allcores.imap(w.square, itertools.count()), 10))
+    assert first == squares(range(10))
+    with pytest.raises(ValueError, match="cannot handle 7") as info:
+        allcores.map(functools.partial(w.fail_on, 7), range(20))
+    assert has_note(info.value, r"\bitem 7\b")
+
+
 def test_module_level_map_reuses_a_warm_pool(tmp_path):
     assert default_pool("process") is default_pool("process")
     pool = default_pool("process", WORKERS)
@@ -742,7 +870,7 @@ def test_module_level_map_reuses_a_warm_pool(tmp_path):
         meeting = tmp_path / f"meeting-{call}"
         meeting.mkdir()
         pids = allcores.map(functools.partial(w.meet, str(meeting), WORKERS), range(WORKERS),
-                            workers=WORKERS, chunksize=1)
+                            workers=WORKERS, chunksize=1, backend="process")
         pid_sets.append(set(pids))
     assert len(pid_sets[0]) == WORKERS
     assert pid_sets[0] == pid_sets[1], "the second call started new workers"
@@ -906,7 +1034,7 @@ def test_many_threads_many_tiny_chunks(parallel_pool):
         assert mapped == squares(range(1000 * k, 1000 * k + 150))
 
 
-def test_first_calls_from_many_threads_share_one_default_pool():
+def test_module_level_map_from_many_threads_at_once():
     outcomes = [run_in_thread(lambda: allcores.map(w.square, range(50), backend="thread",
                                                    workers=3), RESULT_TIMEOUT_S)
                 for _ in range(4)]

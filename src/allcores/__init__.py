@@ -18,12 +18,14 @@ from allcores.errors import (
     WorkerCrashedError,
     WorkerInitError,
 )
+from allcores.planner import Plan, nogil, plan
 from allcores.pool import Pool
 from allcores.shortcuts import imap, imap_unordered, map
 
 __all__ = [
     "AllcoresError",
     "ChunkTimeoutError",
+    "Plan",
     "Pool",
     "PoolClosedError",
     "WorkerCrashedError",
@@ -34,4 +36,6 @@ __all__ = [
     "imap_unordered",
     "kernels",
     "map",
+    "nogil",
+    "plan",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import pickle
+import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from allcores._messages import RemoteException
 from allcores.errors import AllcoresError, RemoteTraceback
@@ -33,33 +34,64 @@ class ItemError(Exception):
         self.error = error
 
 
-def run_items(fn: Callable[..., Any], items: list, star: bool) -> list:
-    """``[fn(item) for item in items]`` (``fn(*item)`` when ``star``), raising
+class ChunkResult(NamedTuple):
+    """What a chunk's future resolves to: one value per item, and how long the chunk
+    ran where it ran (the dispatcher sizes later chunks from it)."""
+
+    values: list
+    seconds: float
+
+
+def run_items(fn: Callable[..., Any], items: list, star: bool) -> ChunkResult:
+    """``[fn(item) for item in items]`` (``fn(*item)`` when ``star``), timed, raising
     :class:`ItemError` for the first item whose call raises an ``Exception``.
 
     Other ``BaseException``s (``SystemExit``, ``KeyboardInterrupt``) are not caught:
     in a worker process they end the process, which the pool reports as a crash.
     """
     results: list = []
+    start = time.perf_counter()
     try:
         # extend() runs the loop in C and keeps what it appended before an exception,
         # so the failing item's position is len(results): no Python-level loop needed.
         results.extend(itertools.starmap(fn, items) if star else map(fn, items))
     except Exception as exc:
         raise ItemError(len(results), exc) from None
-    return results
+    return ChunkResult(results, time.perf_counter() - start)
 
 
 def pack_exception(exc: BaseException) -> RemoteException:
     """``exc`` in a form that always pickles: the exception itself if it survives a
     pickle round trip (some define ``__init__`` arguments that break unpickling)."""
-    text = "".join(traceback.format_exception(exc))
     try:
-        payload = pickle.dumps(exc, PICKLE_PROTOCOL)
+        text = "".join(traceback.format_exception(exc))
+    except Exception:  # a __str__ that raises breaks the formatting too
+        text = f"{type(exc).__qualname__} (its traceback could not be formatted)\n"
+    try:
+        payload = dumps(exc)
         pickle.loads(payload)
     except Exception:
         payload = None
-    return RemoteException(payload, type(exc).__qualname__, str(exc), text)
+    return RemoteException(payload, type(exc).__qualname__, _safe_str(exc), text)
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__qualname__}: str() failed>"
+
+
+def dumps(values: Any) -> bytes:
+    """Pickle data (items or results) for the trip between processes. Plain pickle is
+    the fast path; cloudpickle takes what it refuses: lambdas, and instances of classes
+    that travelled by value (defined in ``__main__`` or in a function)."""
+    try:
+        return pickle.dumps(values, PICKLE_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(values, protocol=PICKLE_PROTOCOL)
 
 
 def unpack_exception(remote: RemoteException) -> BaseException:

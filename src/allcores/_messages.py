@@ -47,6 +47,7 @@ class InitFailed(NamedTuple):
 class ChunkDone(NamedTuple):
     chunk_id: int
     results_payload: bytes       # pickled list of results, one per item
+    seconds: float               # how long running the items took
 
 
 class ChunkFailed(NamedTuple):

@@ -27,7 +27,7 @@ import sys
 import threading
 
 from allcores import _messages as msg
-from allcores._execute import PICKLE_PROTOCOL, ItemError, pack_exception, run_items
+from allcores._execute import ItemError, dumps, pack_exception, run_items
 
 # How many distinct functions a worker keeps unpickled. The manager mirrors this cache
 # (same size, same order of use) to know when it must send a function again.
@@ -115,12 +115,12 @@ def _run_chunk(task: msg.RunChunk, functions: FunctionCache):
     except Exception as exc:
         return msg.ChunkFailed(task.chunk_id, None, "unpickling the work", pack_exception(exc))
     try:
-        results = run_items(fn, items, task.star)
+        outcome = run_items(fn, items, task.star)
     except ItemError as failure:
         return msg.ChunkFailed(task.chunk_id, failure.position, "running",
                                pack_exception(failure.error))
     try:
-        return msg.ChunkDone(task.chunk_id, pickle.dumps(results, PICKLE_PROTOCOL))
+        return msg.ChunkDone(task.chunk_id, dumps(outcome.values), outcome.seconds)
     except Exception as exc:
         return msg.ChunkFailed(task.chunk_id, None, "pickling the results", pack_exception(exc))
 

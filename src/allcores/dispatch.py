@@ -6,6 +6,11 @@ handed back, counting finished chunks that wait in the reorder buffer, so a slow
 the head holds the window instead of letting results pile up. New chunks are submitted
 before results are handed back, so workers stay busy while the caller consumes.
 
+Chunk sizes adapt to the work unless the caller fixes them (:class:`ChunkSizer`): each
+finished chunk reports how long its items took where they ran, and later chunks are cut
+to last about ``TARGET_CHUNK_S``; near the end of an input of known length they shrink
+so that the workers finish together.
+
 When the caller stops early (``break``, ``close()``, an exception), queued chunks are
 cancelled; chunks already running finish in their worker and their results are dropped.
 """
@@ -21,35 +26,121 @@ from allcores._execute import ChunkError
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError
 
-# Without a length to split by, chunks of this many items: big enough to amortise a
-# round trip to a worker process (tens of microseconds), small enough to stream.
-STREAM_CHUNKSIZE = 256
-# With a known length, aim for this many chunks per worker: fewer means less dispatch
-# cost (about 80 us a chunk), more means better balance when items differ in cost and
-# an earlier start (workers wait while the first chunk is pickled). multiprocessing
-# uses 4; 16 measured faster even for a trivial function over 10**6 items.
-CHUNKS_PER_WORKER = 16
+# How long a chunk should run. A chunk costs about 0.1 ms to dispatch to a process, so
+# 20 ms keeps that under 1%; longer chunks would make progress jumpy and leave more work
+# in the last chunks, where workers wait for each other.
+TARGET_CHUNK_S = 0.020
+# Before anything is measured, chunks hold this many items: a probe, not a ramp.
+FIRST_CHUNKSIZE = 1
+# A chunk is at most this many times bigger than the biggest one measured so far, so a
+# cheap first item cannot size a chunk of expensive ones into minutes. From 1 item, four
+# measured chunks reach 65,536 items: no slow doubling ramp.
+MAX_GROWTH = 16
+# Near the end of a known-length input, a chunk holds at most remaining/(this x workers)
+# items (guided self-scheduling): chunks shrink as the input runs out, and the last
+# ones are small enough for all workers to finish at about the same time.
+TAIL_SHARE = 2
 
 
-def default_chunksize(length: int | None, workers: int) -> int:
-    if length is None:
-        return STREAM_CHUNKSIZE
-    return max(1, -(-length // (workers * CHUNKS_PER_WORKER)))
+def known_length(iterable: Iterable) -> int | None:
+    """``len(iterable)`` where it has one (a range too long for ``len()`` has none)."""
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except (TypeError, OverflowError):
+        return None
 
 
-def iter_chunks(iterable: Iterable, chunksize: int) -> Iterator[Chunk]:
-    iterator = iter(iterable)
-    first_item = 0
-    while True:
-        items = list(itertools.islice(iterator, chunksize))
-        if not items:
+class ChunkSizer:
+    """Decides how many items the next chunk gets.
+
+    Parameters
+    ----------
+    workers : int
+        Workers that share the work (for the tail rule).
+    length : int, optional
+        Items in the input, when known (for the tail rule).
+    fixed : int, optional
+        An explicit chunk size: always honoured, nothing adapts.
+    seconds_per_item : float, optional
+        A cost already measured (e.g. by ``allcores.plan``): the first chunks are then
+        sized from it instead of probing.
+    """
+
+    def __init__(self, workers: int, *, length: int | None = None, fixed: int | None = None,
+                 seconds_per_item: float | None = None):
+        self.workers = workers
+        self.length = length
+        self.fixed = fixed
+        self.seconds_per_item = seconds_per_item
+        self._largest_measured = None if seconds_per_item is None else float("inf")
+
+    def size(self, items_cut: int) -> int:
+        """The next chunk's size, given how many items were cut into chunks so far."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.seconds_per_item is None:
+            size = FIRST_CHUNKSIZE
+        else:
+            size = int(TARGET_CHUNK_S / max(self.seconds_per_item, 1e-9))
+            if self._largest_measured is not None:
+                size = min(size, self._largest_measured * MAX_GROWTH)
+        if self.length is not None:
+            remaining = self.length - items_cut
+            size = min(size, -(-remaining // (TAIL_SHARE * self.workers)))
+        return max(1, int(size))
+
+    def observe(self, items: int, seconds: float) -> None:
+        """A chunk of ``items`` items took ``seconds`` to run."""
+        if self.fixed is not None or items == 0:
             return
-        yield Chunk(first_item, items)
-        first_item += len(items)
+        cost = seconds / items
+        # Smooth, so one odd chunk (a page fault, a busy machine) does not swing sizes.
+        if self.seconds_per_item is None:
+            self.seconds_per_item = cost
+        else:
+            self.seconds_per_item = 0.5 * self.seconds_per_item + 0.5 * cost
+        self._largest_measured = max(self._largest_measured or 0, items)
 
 
-def _outcome(chunk: Chunk, future: Future) -> list:
-    """The chunk's results, or its failure raised as the caller should see it."""
+# Inputs cut by slicing rather than by iterating: a slice is one C-level copy (a range
+# slice is a range, which pickles in a few bytes whatever its length).
+SLICEABLE = (list, tuple, range)
+
+
+class ChunkSource:
+    """Cuts an iterable into consecutive chunks, lazily, sized by a :class:`ChunkSizer`.
+
+    ``first_item`` is the input position of the first item to cut: for a list, tuple
+    or range the chunks are slices from there; any other iterable is read from its
+    current position (so ``first_item`` only numbers the items, for error messages).
+    """
+
+    def __init__(self, iterable: Iterable, sizer: ChunkSizer, first_item: int = 0):
+        self._sequence = iterable if type(iterable) in SLICEABLE else None
+        self._iterator = None if self._sequence is not None else iter(iterable)
+        self.sizer = sizer
+        self._next_item = first_item
+        self._cut = 0
+
+    def __iter__(self) -> ChunkSource:
+        return self
+
+    def __next__(self) -> Chunk:
+        size = self.sizer.size(self._cut)
+        if self._sequence is not None:
+            items = self._sequence[self._next_item:self._next_item + size]
+        else:
+            items = list(itertools.islice(self._iterator, size))
+        if not items:
+            raise StopIteration
+        chunk = Chunk(self._next_item, items)
+        self._next_item += len(items)
+        self._cut += len(items)
+        return chunk
+
+
+def _outcome(chunk: Chunk, future: Future):
+    """The chunk's ChunkResult, or its failure raised as the caller should see it."""
     try:
         return future.result()
     except CancelledError:  # only the backend's shutdown cancels a chunk we still await
@@ -61,7 +152,7 @@ def _outcome(chunk: Chunk, future: Future) -> list:
 def run_chunks(
     backend: Backend,
     fn: Callable[..., Any],
-    chunks: Iterator[Chunk],
+    chunks: ChunkSource,
     *,
     ordered: bool,
     star: bool = False,
@@ -84,9 +175,10 @@ def run_chunks(
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 chunk = in_flight.pop(future)
-                results = _outcome(chunk, future)
+                outcome = _outcome(chunk, future)
+                chunks.sizer.observe(len(chunk.items), outcome.seconds)
                 refill()
-                yield chunk, results
+                yield chunk, outcome.values
     finally:
         for future in in_flight:
             future.cancel()

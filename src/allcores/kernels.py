@@ -1,26 +1,202 @@
-"""Public kernels: ordinary Python values in, fresh results out.
+"""Public kernels: ordinary Python values in, fresh results out, computed on every core.
 
 Each function runs the compiled kernel (``impl="native"``, the default) or its pure-Python
-twin (``impl="python"``); both give the same result. The chunk-level functions they call
-live in ``allcores.native`` and ``allcores.pure``.
+twin (``impl="python"``); both give the same result, and so does every choice of
+``workers`` and ``backend``: the job is cut into blocks whose results combine exactly
+(disjoint rows or slices of an array, sums of counts, the max of maxima). The chunk-level
+functions live in ``allcores.native`` and ``allcores.pure``; the per-block tasks that call
+them in ``allcores._kernel_blocks``.
+
+Data flow (all of it in the caller's thread unless marked)::
+
+    kernel(..., workers, backend)
+      1. validate every argument: nothing has started yet
+      2. plan: estimate the work -> backend (resolve_backend) -> number of blocks
+      3. result array: np.zeros(...)            (serial, threads: blocks write into views)
+                   or: _shm.SharedArray(...)    (processes: blocks write into the segment)
+      4. blocks: one small NamedTuple per block, disjoint parts of the job
+      5. serial:      task(block) for every block, here
+         thread/process: allcores.shortcuts.map(task, blocks, chunksize=1) on the warm
+                      default pool; the tasks run on pool threads / worker processes
+      6. combine: the array (copied out of shared memory) | sum | max
+      finally: the shared segment is closed and unlinked, however step 5 ended
+
+Threads run the native tasks truly in parallel (the kernels release the GIL) with no
+copying at all; processes are for the pure twins. A native block running on a thread
+cannot be interrupted: after Ctrl-C or an error, blocks already running finish in the
+background (writing into an array that only they still hold).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+import math
+import multiprocessing
+import os
+import threading
+from typing import Callable, NamedTuple
 
 import numpy as np
 
+from allcores import _kernel_blocks as blocks
 from allcores import _validate as check
-from allcores import native, pure
+from allcores import pure, shortcuts
+from allcores._shm import SharedArray
+from allcores.backends import BACKENDS, validate_backend_name
+from allcores.cpu import cpu_count
 
 __all__ = ["count_primes", "fannkuch", "is_prime", "mandelbrot", "monte_carlo_pi"]
 
 DEFAULT_BOUNDS = (-2.0, 1.0, -1.5, 1.5)
 
+# --- The cost model -----------------------------------------------------------------------
+#
+# Each kernel estimates its work in its own unit; measured single-core costs turn the
+# thresholds below (in seconds) into units. The numbers need only be right within a
+# factor of two or so: they decide "serial or not" and "how many blocks", not results.
 
-def _module(impl: str) -> ModuleType:
-    return native if check.impl_name(impl) == "native" else pure
+
+class KernelCost(NamedTuple):
+    unit: str
+    native_ns: float   # one unit, native kernel, one core (x86-64, 2020s)
+    python_ns: float   # the same for the pure-Python twin
+
+
+KERNEL_COSTS = {
+    # Averaged over the default view, where most pixels escape well before max_iter.
+    "mandelbrot": KernelCost("pixel x (max_iter + 1)", 1.0, 20.0),
+    # Weighted by PRIME_MILLER_RABIN_WEIGHT where the sieve cannot decide alone.
+    "count_primes": KernelCost("number in [lo, hi)", 1.5, 50.0),
+    "is_prime": KernelCost("value (random 64-bit)", 150.0, 3000.0),
+    "fannkuch": KernelCost("permutation", 30.0, 850.0),
+    "monte_carlo_pi": KernelCost("sample", 2.3, 1060.0),
+}
+
+# count_primes sieves with the primes up to min(sqrt(hi), ~the range's width) (at least
+# pure.MIN_BASE, at most pure.MAX_BASE): when they do not reach sqrt(hi), survivors need a
+# Miller-Rabin test and a number costs 30-60 times more (measured: 1.5 -> 65-100 ns).
+PRIME_MILLER_RABIN_WEIGHT = 50
+# In that regime a block this wide keeps its survivors within ~1.2x of a wider range's
+# (survivors ~ 1 / ln(sieve limit), and ln 2**20 / ln 2**24 = 0.83).
+PRIME_MILLER_RABIN_MIN_BLOCK = 1 << 20
+
+# Under backend="auto", a job estimated to take less than this serially runs serially:
+# below it, pool dispatch (~0.1 ms a block on threads, more with processes, plus the first
+# call's pool start) would eat what parallelism saves. Pure Python's bar is higher: its
+# parallel backend is processes.
+SERIAL_BELOW_S = {"native": 0.002, "python": 0.020}
+# No block shorter than this (estimated), so that dispatch stays a few percent of the work.
+MIN_BLOCK_S = {"native": 0.002, "python": 0.010}
+# Blocks per worker, for balance when blocks differ in cost (mandelbrot rows near the set
+# cost ~100x more than rows far from it): the last blocks to finish are then short.
+BLOCKS_PER_WORKER = 8
+
+
+def _units(seconds_by_impl: dict[str, float]) -> dict[str, dict[str, int]]:
+    return {
+        kernel: {
+            "native": max(1, int(seconds_by_impl["native"] / (cost.native_ns * 1e-9))),
+            "python": max(1, int(seconds_by_impl["python"] / (cost.python_ns * 1e-9))),
+        }
+        for kernel, cost in KERNEL_COSTS.items()
+    }
+
+
+# kernel -> impl -> work (in the kernel's unit); e.g. count_primes/native: ~1.3 million
+# numbers, count_primes/python: ~400,000 numbers.
+SERIAL_BELOW_WORK = _units(SERIAL_BELOW_S)
+MIN_BLOCK_WORK = _units(MIN_BLOCK_S)
+
+
+# --- Choosing the backend and the blocks --------------------------------------------------
+
+
+def environment_backend() -> str | None:
+    """The backend named by ``ALLCORES_BACKEND``, if set: it replaces ``backend="auto"``."""
+    value = os.environ.get("ALLCORES_BACKEND", "").strip()
+    if value in ("", "auto"):
+        return None
+    if value not in BACKENDS:
+        raise ValueError(
+            f"ALLCORES_BACKEND: expected 'auto' or one of {sorted(BACKENDS)}, got: {value!r}")
+    return value
+
+
+def _inside_allcores_worker() -> bool:
+    """On a thread or in a process of an allcores pool: the outer map already keeps every
+    core busy, and blocks queued on the very pool whose threads all wait for them would
+    never run."""
+    return (threading.current_thread().name.startswith("allcores-thread")
+            or multiprocessing.current_process().name == "allcores-worker")
+
+
+def resolve_backend(kernel: str, impl: str, work: int, backend: str = "auto") -> str:
+    """The backend a kernel call runs on.
+
+    An explicit ``backend`` is used as given. ``"auto"`` picks, in this order: ``"serial"``
+    inside an allcores worker (no nested pools); ``ALLCORES_BACKEND`` when set;
+    ``"serial"`` when ``work`` (in the kernel's unit, see ``KERNEL_COSTS``) is below
+    ``SERIAL_BELOW_WORK[kernel][impl]``; else ``"thread"`` for the native kernels (they
+    release the GIL) and ``"process"`` for the pure-Python twins.
+    """
+    if _backend_option(backend) != "auto":
+        return backend
+    if _inside_allcores_worker():
+        return "serial"
+    from_environment = environment_backend()
+    if from_environment is not None:
+        return from_environment
+    if work < SERIAL_BELOW_WORK[kernel][impl]:
+        return "serial"
+    return "thread" if impl == "native" else "process"
+
+
+def _backend_option(backend: object) -> str:
+    if isinstance(backend, str) and (backend == "auto" or backend in BACKENDS):
+        return backend
+    raise ValueError(f"backend: expected 'auto' or one of {sorted(BACKENDS)}, got: {backend!r}")
+
+
+def _parallel_options(workers: object, backend: object) -> tuple[int, str]:
+    workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
+    return workers, _backend_option(backend)
+
+
+class _Plan(NamedTuple):
+    backend: str
+    workers: int
+    blocks: int
+    in_caller: bool   # blocks run in this process and may write into its arrays
+
+
+def _plan(kernel: str, impl: str, work: int, items: int, workers: int, backend: str,
+          *, min_items: int = 1) -> _Plan:
+    """How to run a job of ``work`` units over ``items`` divisible items (rows, values, ...),
+    with at least ``min_items`` items in a block."""
+    backend = resolve_backend(kernel, impl, work, backend)
+    if backend == "serial" or workers == 1:
+        count = 1
+    else:
+        count = max(1, min(workers * BLOCKS_PER_WORKER,
+                           work // MIN_BLOCK_WORK[kernel][impl],
+                           items // min_items))
+    in_caller = validate_backend_name(backend).runs_in_caller_process
+    return _Plan(backend, workers, count, in_caller)
+
+
+def _split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut into ``count`` consecutive pieces of (nearly) equal size."""
+    size = stop - start
+    return [(start + size * i // count, start + size * (i + 1) // count) for i in range(count)]
+
+
+def _run_blocks(task: Callable, block_list: list, plan: _Plan) -> list:
+    if plan.backend == "serial":
+        return [task(block) for block in block_list]
+    return shortcuts.map(task, block_list, workers=plan.workers, backend=plan.backend,
+                         chunksize=1)
+
+
+# --- The kernels --------------------------------------------------------------------------
 
 
 def mandelbrot(
@@ -30,6 +206,8 @@ def mandelbrot(
     max_iter: int = 256,
     bounds: tuple[float, float, float, float] = DEFAULT_BOUNDS,
     impl: str = "native",
+    workers: int | None = None,
+    backend: str = "auto",
 ) -> np.ndarray:
     """Escape counts of a ``width x height`` image of the Mandelbrot set.
 
@@ -44,13 +222,17 @@ def mandelbrot(
         The region of the complex plane; pixel ``(y, x)`` samples
         ``xmin + x * (xmax - xmin) / width + i * (ymin + y * (ymax - ymin) / height)``.
     impl : {"native", "python"}
+    workers : int, optional
+        Workers to use; default :func:`allcores.cpu_count`.
+    backend : {"auto", "thread", "process", "serial"}
+        ``"auto"``: see :func:`resolve_backend`.
 
     Returns
     -------
     numpy.ndarray
         ``uint32`` counts, shape ``(height, width)``.
     """
-    kernel = _module(impl).mandelbrot_rows
+    impl = check.impl_name(impl)
     width = check.integer("width", width, min=0, max=check.MAX_IMAGE_SIDE)
     height = check.integer("height", height, min=0, max=check.MAX_IMAGE_SIDE)
     try:
@@ -59,42 +241,118 @@ def mandelbrot(
         raise ValueError(
             f"bounds: expected (xmin, xmax, ymin, ymax), got: {bounds!r}"
         ) from None
-    out = np.zeros((height, width), dtype=np.uint32)
-    kernel(out, 0, height, max_iter, xmin, xmax, ymin, ymax)
-    return out
+    max_iter = check.integer("max_iter", max_iter, min=0, max=check.UINT32_MAX)
+    xmin, xmax = check.interval("xmin", xmin, "xmax", xmax)
+    ymin, ymax = check.interval("ymin", ymin, "ymax", ymax)
+    workers, backend = _parallel_options(workers, backend)
+    if width == 0 or height == 0:
+        return np.zeros((height, width), dtype=np.uint32)
+
+    plan = _plan("mandelbrot", impl, width * height * (max_iter + 1), height, workers, backend)
+    task = blocks.mandelbrot_native if impl == "native" else blocks.mandelbrot_python
+    rows = _split(0, height, plan.blocks)
+    region = (xmin, xmax, ymin, ymax)
+    if plan.in_caller:
+        out = np.zeros((height, width), dtype=np.uint32)
+        _run_blocks(task, [blocks.MandelbrotBlock(a, b, height, max_iter, region, out)
+                           for a, b in rows], plan)
+        return out
+    with SharedArray((height, width), np.uint32) as shared:
+        _run_blocks(task, [blocks.MandelbrotBlock(a, b, height, max_iter, region, shared.spec)
+                           for a, b in rows], plan)
+        return shared.to_numpy()
 
 
-def count_primes(lo: int, hi: int, *, impl: str = "native") -> int:
-    """The number of primes ``p`` with ``lo <= p < hi`` (``0 <= lo <= hi <= 2**64``)."""
-    return _module(impl).count_primes_range(lo, hi)
+def _prime_work(lo: int, hi: int) -> tuple[int, int]:
+    """(work, smallest block width) of counting the primes in ``[lo, hi)``."""
+    reach = math.isqrt(hi - 1) if hi > 1 else 0   # sieving primes must reach this
+    # The kernel sieves with the primes up to about max(MIN_BASE, width), at most MAX_BASE.
+    sieve_limit = max(pure.MIN_BASE, min(hi - lo, pure.MAX_BASE))
+    if sieve_limit >= reach:
+        # The sieve alone decides; blocks must stay wide enough for theirs to reach too.
+        min_width = reach + 2 if reach > pure.MIN_BASE else 1
+        return hi - lo, min_width
+    return (hi - lo) * PRIME_MILLER_RABIN_WEIGHT, PRIME_MILLER_RABIN_MIN_BLOCK
 
 
-def is_prime(values, *, impl: str = "native") -> np.ndarray:
+def count_primes(lo: int, hi: int, *, impl: str = "native", workers: int | None = None,
+                 backend: str = "auto") -> int:
+    """The number of primes ``p`` with ``lo <= p < hi`` (``0 <= lo <= hi <= 2**64``).
+
+    ``workers`` and ``backend`` as for :func:`mandelbrot`.
+    """
+    impl = check.impl_name(impl)
+    lo, hi = check.prime_range_args(lo, hi)
+    workers, backend = _parallel_options(workers, backend)
+    if lo == hi:
+        return 0
+    work, min_width = _prime_work(lo, hi)
+    plan = _plan("count_primes", impl, work, hi - lo, workers, backend, min_items=min_width)
+    task = blocks.count_primes_native if impl == "native" else blocks.count_primes_python
+    return sum(_run_blocks(task, [blocks.PrimeRangeBlock(a, b)
+                                  for a, b in _split(lo, hi, plan.blocks)], plan))
+
+
+def is_prime(values, *, impl: str = "native", workers: int | None = None,
+             backend: str = "auto") -> np.ndarray:
     """Whether each value is prime: a ``bool`` array of the same shape as ``values``.
 
     ``values`` may be an int, a (nested) list of ints or an integer numpy array, each
     value in ``0 <= v < 2**64``. The test is exact (deterministic Miller-Rabin).
+    ``workers`` and ``backend`` as for :func:`mandelbrot`.
     """
-    kernel = _module(impl).is_prime_array
+    impl = check.impl_name(impl)
     numbers = check.uint64_values("values", values)
-    out = np.empty(numbers.size, dtype=bool)
-    kernel(numbers.reshape(-1), out)
-    return out.reshape(numbers.shape)
+    workers, backend = _parallel_options(workers, backend)
+    flat = numbers.reshape(-1)
+    if flat.size == 0:
+        return np.empty(numbers.shape, dtype=bool)
+
+    plan = _plan("is_prime", impl, flat.size, flat.size, workers, backend)
+    task = blocks.is_prime_native if impl == "native" else blocks.is_prime_python
+    pieces = _split(0, flat.size, plan.blocks)
+    if plan.in_caller:
+        out = np.empty(flat.size, dtype=bool)
+        _run_blocks(task, [blocks.IsPrimeBlock(a, b, flat, out) for a, b in pieces], plan)
+        return out.reshape(numbers.shape)
+    with SharedArray(flat.shape, np.uint64, data=flat) as shared_values, \
+            SharedArray(flat.shape, bool) as shared_out:
+        _run_blocks(task, [blocks.IsPrimeBlock(a, b, shared_values.spec, shared_out.spec)
+                           for a, b in pieces], plan)
+        return shared_out.to_numpy().reshape(numbers.shape)
 
 
-def fannkuch(n: int, *, impl: str = "native") -> tuple[int, int]:
+def fannkuch(n: int, *, impl: str = "native", workers: int | None = None,
+             backend: str = "auto") -> tuple[int, int]:
     """``(checksum, max_flips)`` of the Benchmarks Game fannkuch-redux for ``n`` elements
-    (``1 <= n <= 12``); ``fannkuch(7) == (228, 16)``."""
+    (``1 <= n <= 12``); ``fannkuch(7) == (228, 16)``.
+
+    ``workers`` and ``backend`` as for :func:`mandelbrot`.
+    """
+    impl = check.impl_name(impl)
     n = check.integer("n", n, min=1, max=check.MAX_FANNKUCH_N)
-    return _module(impl).fannkuch_block(n, 0, check.FACTORIALS[n])
+    workers, backend = _parallel_options(workers, backend)
+    permutations = check.FACTORIALS[n]
+    plan = _plan("fannkuch", impl, permutations, permutations, workers, backend)
+    task = blocks.fannkuch_native if impl == "native" else blocks.fannkuch_python
+    results = _run_blocks(task, [blocks.FannkuchBlock(n, a, b)
+                                 for a, b in _split(0, permutations, plan.blocks)], plan)
+    return sum(checksum for checksum, _ in results), max(flips for _, flips in results)
 
 
-def monte_carlo_pi(samples: int, *, seed: int = 0, impl: str = "native") -> float:
+def monte_carlo_pi(samples: int, *, seed: int = 0, impl: str = "native",
+                   workers: int | None = None, backend: str = "auto") -> float:
     """Estimate pi as ``4 * hits / samples`` from ``samples`` SplitMix64 points.
 
     The estimate depends only on ``samples`` and ``seed``, never on how the samples
-    are split into chunks.
+    are split into blocks. ``workers`` and ``backend`` as for :func:`mandelbrot`.
     """
+    impl = check.impl_name(impl)
     samples = check.integer("samples", samples, min=1, max=check.MAX_SAMPLE_INDEX)
-    hits = _module(impl).monte_carlo_hits(seed, 0, samples)
+    seed = check.integer("seed", seed, min=0, max=check.UINT64_LIMIT - 1)
+    workers, backend = _parallel_options(workers, backend)
+    plan = _plan("monte_carlo_pi", impl, samples, samples, workers, backend)
+    task = blocks.monte_carlo_native if impl == "native" else blocks.monte_carlo_python
+    hits = sum(_run_blocks(task, [blocks.MonteCarloBlock(seed, a, b)
+                                  for a, b in _split(0, samples, plan.blocks)], plan))
     return 4 * hits / samples

@@ -22,7 +22,7 @@ from allcores._execute import ChunkError
 from allcores.backends import create_backend, validate_backend_name
 from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
-from allcores.dispatch import default_chunksize, iter_chunks, run_chunks
+from allcores.dispatch import ChunkSizer, ChunkSource, known_length, run_chunks
 from allcores.errors import PoolClosedError
 
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
@@ -198,22 +198,28 @@ class Pool:
             elif error is not None:
                 result.set_exception(error)
             else:
-                result.set_result(done.result()[0])
+                result.set_result(done.result().values[0])
 
         chunk_future.add_done_callback(forward)
         return result
 
     def _chunk_results(self, fn, iterable, chunksize, *, ordered: bool, star: bool = False,
-                       progress: bool = False) -> Iterator[list]:
+                       progress: bool = False, seconds_per_item: float | None = None,
+                       length: int | None = None, first_item: int = 0,
+                       bar=None) -> Iterator[list]:
         """The results of each chunk, as a list per chunk. Arguments are checked now,
-        at the call, not at the first ``next()``."""
+        at the call, not at the first ``next()``. ``chunksize=None`` adapts chunk sizes
+        to the measured cost of items (``seconds_per_item`` seeds the measure);
+        ``length`` and ``first_item`` describe an input that is the rest of another."""
         check_map_arguments(fn, iterable, chunksize)
         self._ensure_open()
-        length = len(iterable) if hasattr(iterable, "__len__") else None
-        if chunksize is None:
-            chunksize = default_chunksize(length, self.workers)
-        bar = progress_bar(length) if progress else None
-        return self._run(fn, iter_chunks(iterable, chunksize), ordered, star, bar)
+        if length is None:
+            length = known_length(iterable)
+        sizer = ChunkSizer(self.workers, length=length, fixed=chunksize,
+                           seconds_per_item=seconds_per_item)
+        if progress and bar is None:
+            bar = progress_bar(length)
+        return self._run(fn, ChunkSource(iterable, sizer, first_item), ordered, star, bar)
 
     def _run(self, fn, chunks, ordered, star, bar) -> Iterator[list]:
         try:

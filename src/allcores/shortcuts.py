@@ -1,8 +1,11 @@
 """``allcores.map`` / ``imap`` / ``imap_unordered``: one call, on a warm default pool.
 
-Each (backend, workers) pair gets one pool, created on first use and kept for the next
-call, so only the first call pays for starting workers. The pools are shut down at
-interpreter exit. A pool stopped by Ctrl-C is replaced by a fresh one on the next call.
+With ``backend="auto"`` (the default) each call is planned first (``allcores.plan``):
+the first items run in the caller to time them, and the call then continues serially,
+on threads or on processes, whichever is predicted fastest. Each (backend, workers) pair
+gets one pool, created on first use and kept for the next call, so only the first call
+pays for starting workers. The pools are shut down at interpreter exit. A pool stopped
+by Ctrl-C is replaced by a fresh one on the next call.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from typing import Any, Callable, Iterable, Iterator
 from allcores import _validate as check
 from allcores.backends import validate_backend_name
 from allcores.cpu import cpu_count
-from allcores.pool import Pool, check_map_arguments, concatenate_results, flatten_results
+from allcores.planner import Plan, backend_override, plan
+from allcores.pool import (
+    Pool,
+    check_map_arguments,
+    concatenate_results,
+    flatten_results,
+    progress_bar,
+)
+
+AUTO = "auto"
 
 _lock = threading.Lock()
 _default_pools: dict[tuple[str, int], Pool] = {}  # under _lock
@@ -30,25 +42,70 @@ def default_pool(backend: str = "process", workers: int | None = None) -> Pool:
         return pool
 
 
+def has_warm_pool(backend: str, workers: int) -> bool:
+    """Whether a default pool for this backend and size is already running."""
+    with _lock:
+        pool = _default_pools.get((backend, workers))
+        return pool is not None and not pool.closed
+
+
+def stream_with_plan(chosen: Plan, *, ordered: bool = True, progress: bool = False,
+                     chunksize: int | None = None) -> Iterator[list]:
+    """The chunk results of a planned call: the sampled results, then the rest."""
+    bar = progress_bar(chosen._total) if progress else None
+    if bar is not None:
+        bar.update(len(chosen.sampled_results))
+    pool = default_pool(chosen.backend, chosen.workers)
+    rest = pool._chunk_results(
+        chosen._fn, chosen._rest, chunksize, ordered=ordered,
+        seconds_per_item=chosen.seconds_per_item, length=chosen._length,
+        first_item=chosen._first_item, bar=bar)
+    if chosen.sampled_results:
+        yield chosen.sampled_results
+    yield from rest
+
+
 def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered):
+    """Validate everything now (at the call), then stream chunk results."""
     check_map_arguments(fn, iterable, chunksize)
+    if backend != AUTO:
+        validate_backend_name(backend)
+    if workers is not None:
+        check.integer("workers", workers, min=1)
+    if backend == AUTO:
+        backend = backend_override() or AUTO
+    if backend == AUTO:
+        chosen = plan(fn, iterable, workers=workers)
+        return stream_with_plan(chosen, ordered=ordered, progress=progress, chunksize=chunksize)
     pool = default_pool(backend, workers)
     return pool._chunk_results(fn, iterable, chunksize, ordered=ordered, progress=progress)
 
 
 def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
-         backend: str = "process", chunksize: int | None = None,
+         backend: str = AUTO, chunksize: int | None = None,
          progress: bool = False) -> Iterator[Any]:
-    """Lazily yield ``fn(item)`` for each item, in order, computed on a default pool.
+    """Lazily yield ``fn(item)`` for each item, in order.
 
-    ``progress=True`` shows a tqdm progress bar on stderr. See :meth:`Pool.imap`.
+    Parameters
+    ----------
+    fn, iterable
+        As for the builtin ``map``; lambdas and closures work on every backend.
+    workers : int, optional
+        Default :func:`allcores.cpu_count`.
+    backend : {"auto", "process", "thread", "serial"}
+        ``"auto"`` times the first items in the caller (they are not computed again)
+        and picks what is predicted fastest; see :func:`allcores.plan`.
+    chunksize : int, optional
+        Items per chunk; default: adapted to the measured cost of items.
+    progress : bool
+        Show a tqdm progress bar on stderr.
     """
     return flatten_results(
         _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))
 
 
 def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
-                   workers: int | None = None, backend: str = "process",
+                   workers: int | None = None, backend: str = AUTO,
                    chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
     """Like :func:`imap`, but yield results as their chunks finish."""
     return flatten_results(
@@ -56,8 +113,8 @@ def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
 
 
 def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
-        backend: str = "process", chunksize: int | None = None,
+        backend: str = AUTO, chunksize: int | None = None,
         progress: bool = False) -> list:
-    """``list(map(fn, iterable))``, computed on a default pool."""
+    """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
     return concatenate_results(
         _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))

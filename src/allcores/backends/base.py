@@ -1,7 +1,8 @@
 """The interface every backend implements: run a chunk somewhere, return a Future.
 
 Backends know nothing about ordering, windows or chunk sizes (the dispatcher owns
-those). A chunk's future resolves to the list of its results, one per item, or fails
+those). A chunk's future resolves to a ``ChunkResult`` (the list of its results, one per
+item, and how long they took to compute; see ``allcores._execute``), or fails
 with a ``ChunkError`` (an item raised; see ``allcores._execute``), a
 ``WorkerCrashedError``, a ``ChunkTimeoutError`` or a ``PoolClosedError``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from concurrent.futures import Future
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class Chunk:
     """Consecutive input items ``first_item .. first_item + len(items) - 1``."""
 
     first_item: int
-    items: list
+    items: Sequence  # a list, or a slice of a list, tuple or range input
 
     @property
     def stop_item(self) -> int:
@@ -46,7 +47,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, prepared_fn: Any, chunk: Chunk, star: bool) -> Future:
-        """Queue the chunk; the future resolves to ``[fn(item) for item in chunk.items]``."""
+        """Queue the chunk; the future resolves to a ``ChunkResult`` whose values are
+        ``[fn(item) for item in chunk.items]``."""
 
     @abc.abstractmethod
     def shutdown(self, *, wait: bool) -> None:

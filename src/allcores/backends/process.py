@@ -45,7 +45,13 @@ from multiprocessing.connection import wait as wait_for_objects
 import cloudpickle
 
 from allcores import _messages as msg
-from allcores._execute import PICKLE_PROTOCOL, ChunkError, unpack_exception
+from allcores._execute import (
+    PICKLE_PROTOCOL,
+    ChunkError,
+    ChunkResult,
+    dumps,
+    unpack_exception,
+)
 from allcores._worker import FunctionCache, worker_main
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import (
@@ -189,11 +195,7 @@ class ProcessBackend(Backend):
         return _PreparedFunction(fn)
 
     def submit(self, prepared_fn: _PreparedFunction, chunk: Chunk, star: bool) -> Future:
-        try:
-            items_payload = pickle.dumps(chunk.items, PICKLE_PROTOCOL)
-        except Exception:
-            # Items that plain pickle refuses (lambdas, local classes): cloudpickle can.
-            items_payload = cloudpickle.dumps(chunk.items, protocol=PICKLE_PROTOCOL)
+        items_payload = dumps(chunk.items)
         job = _Job(next(self._chunk_ids), prepared_fn.fn_id, prepared_fn.payload,
                    items_payload, star, chunk)
         with self._lock:
@@ -235,9 +237,11 @@ class ProcessBackend(Backend):
             raise
         finally:
             self._stop_workers(kill=True)
+            with self._lock:  # no caller is inside _wake(), and none will enter it again
+                self._state = _State.STOPPED
+                self._wakeup_writer.close()
             self._watch.close()
             self._wakeup_reader.close()
-            self._wakeup_writer.close()
             self._lifeline_reader.close()
             self._lifeline_writer.close()
 
@@ -352,7 +356,8 @@ class ProcessBackend(Backend):
                 return  # a late reply for a chunk that already failed (timed out)
             if isinstance(reply, msg.ChunkDone):
                 try:
-                    job.future.set_result(pickle.loads(reply.results_payload))
+                    values = pickle.loads(reply.results_payload)
+                    job.future.set_result(ChunkResult(values, reply.seconds))
                 except Exception as exc:
                     job.future.set_exception(
                         ChunkError(exc, None, "unpickling the results", "in the caller"))
