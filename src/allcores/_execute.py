@@ -12,7 +12,7 @@ import itertools
 import pickle
 import time
 import traceback
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from allcores._messages import RemoteException
 from allcores.errors import AllcoresError, RemoteTraceback
@@ -42,21 +42,24 @@ class ChunkResult(NamedTuple):
     seconds: float
 
 
-def run_items(fn: Callable[..., Any], items: list, star: bool) -> ChunkResult:
+def run_items(fn: Callable[..., Any], items: Iterable, star: bool,
+              into: list | None = None) -> ChunkResult:
     """``[fn(item) for item in items]`` (``fn(*item)`` when ``star``), timed, raising
-    :class:`ItemError` for the first item whose call raises an ``Exception``.
+    :class:`ItemError` for the first item whose call raises an ``Exception``. With
+    ``into``, the results are appended to that list (which is then the values).
 
     Other ``BaseException``s (``SystemExit``, ``KeyboardInterrupt``) are not caught:
     in a worker process they end the process, which the pool reports as a crash.
     """
-    results: list = []
+    results: list = [] if into is None else into
+    already = len(results)
     start = time.perf_counter()
     try:
         # extend() runs the loop in C and keeps what it appended before an exception,
-        # so the failing item's position is len(results): no Python-level loop needed.
+        # so the failing item's position is known: no Python-level loop needed.
         results.extend(itertools.starmap(fn, items) if star else map(fn, items))
     except Exception as exc:
-        raise ItemError(len(results), exc) from None
+        raise ItemError(len(results) - already, exc) from None
     return ChunkResult(results, time.perf_counter() - start)
 
 

@@ -79,13 +79,13 @@ PRIME_MILLER_RABIN_WEIGHT = 50
 # (survivors ~ 1 / ln(sieve limit), and ln 2**20 / ln 2**24 = 0.83).
 PRIME_MILLER_RABIN_MIN_BLOCK = 1 << 20
 
-# Under backend="auto", a job estimated to take less than this serially runs serially:
-# below it, pool dispatch (~0.1 ms a block on threads, more with processes, plus the first
-# call's pool start) would eat what parallelism saves. Pure Python's bar is higher: its
-# parallel backend is processes.
-SERIAL_BELOW_S = {"native": 0.002, "python": 0.020}
-# No block shorter than this (estimated), so that dispatch stays a few percent of the work.
+# No block shorter than this (estimated), so that dispatch (~20 us a block on threads,
+# ~100 us on processes) stays a few percent of the work.
 MIN_BLOCK_S = {"native": 0.002, "python": 0.010}
+# Under backend="auto", a job estimated to take less than this serially runs serially:
+# two minimal blocks, the least that two workers can share. Pure Python's bar is higher:
+# its parallel backend is processes, with dearer dispatch and a pool start on first use.
+SERIAL_BELOW_S = {"native": 0.004, "python": 0.020}
 # Blocks per worker, for balance when blocks differ in cost (mandelbrot rows near the set
 # cost ~100x more than rows far from it): the last blocks to finish are then short.
 BLOCKS_PER_WORKER = 8
@@ -101,7 +101,7 @@ def _units(seconds_by_impl: dict[str, float]) -> dict[str, dict[str, int]]:
     }
 
 
-# kernel -> impl -> work (in the kernel's unit); e.g. count_primes/native: ~1.3 million
+# kernel -> impl -> work (in the kernel's unit); e.g. count_primes/native: ~2.7 million
 # numbers, count_primes/python: ~400,000 numbers.
 SERIAL_BELOW_WORK = _units(SERIAL_BELOW_S)
 MIN_BLOCK_WORK = _units(MIN_BLOCK_S)
@@ -172,15 +172,17 @@ def _plan(kernel: str, impl: str, work: int, items: int, workers: int, backend: 
           *, min_items: int = 1) -> _Plan:
     """How to run a job of ``work`` units over ``items`` divisible items (rows, values, ...),
     with at least ``min_items`` items in a block."""
-    backend = resolve_backend(kernel, impl, work, backend)
-    if backend == "serial" or workers == 1:
+    chosen = resolve_backend(kernel, impl, work, backend)
+    if chosen == "serial" or workers == 1:
         count = 1
     else:
         count = max(1, min(workers * BLOCKS_PER_WORKER,
                            work // MIN_BLOCK_WORK[kernel][impl],
                            items // min_items))
-    in_caller = validate_backend_name(backend).runs_in_caller_process
-    return _Plan(backend, workers, count, in_caller)
+    if count == 1 and backend == "auto" and environment_backend() is None:
+        chosen = "serial"  # one block: a pool would add its overhead and nothing else
+    in_caller = validate_backend_name(chosen).runs_in_caller_process
+    return _Plan(chosen, workers, count, in_caller)
 
 
 def _split(start: int, stop: int, count: int) -> list[tuple[int, int]]:

@@ -139,7 +139,22 @@ class Plan:
         from allcores.pool import concatenate_results
         from allcores.shortcuts import stream_with_plan
 
+        if self.backend == "serial" and not progress:
+            return self._map_serially()
         return concatenate_results(stream_with_plan(self, progress=progress))
+
+    def _map_serially(self) -> list:
+        """The rest in one C-level loop in the caller, appended to the sampled results:
+        when nothing is to be streamed or shown, chunks would only add copies."""
+        rest = self._rest
+        if type(rest) in SLICEABLE:
+            rest = itertools.islice(rest, self._first_item, None)
+        try:
+            return run_items(self._fn, rest, star=False, into=list(self.sampled_results)).values
+        except ItemError as failure:
+            position = self._first_item + failure.position
+            error = ChunkError(failure.error, failure.position, "running", "in the caller")
+            raise error.for_caller(self._first_item, position + 1) from None
 
 
 @dataclasses.dataclass

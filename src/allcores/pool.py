@@ -280,11 +280,16 @@ def flatten_results(chunk_results: Iterator[list]) -> Iterator[Any]:
 
 
 def concatenate_results(chunk_results: Iterator[list]) -> list:
-    # One extend per chunk: much cheaper than a generator step per item for big maps.
-    out: list = []
+    """All chunks' results in one list. The first chunk's own list is extended (each
+    chunk's list is fresh and ours); then one extend per chunk: much cheaper than a
+    generator step per item for big maps."""
+    out: list | None = None
     for results in chunk_results:
-        out.extend(results)
-    return out
+        if out is None:
+            out = results
+        else:
+            out.extend(results)
+    return [] if out is None else out
 
 
 class _BoundCall:

@@ -61,12 +61,14 @@ def stream_with_plan(chosen: Plan, *, ordered: bool = True, progress: bool = Fal
         seconds_per_item=chosen.seconds_per_item, length=chosen._length,
         first_item=chosen._first_item, bar=bar)
     if chosen.sampled_results:
-        yield chosen.sampled_results
+        yield list(chosen.sampled_results)  # a copy: consumers may extend what they get
     yield from rest
 
 
-def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered):
-    """Validate everything now (at the call), then stream chunk results."""
+def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
+                   eager=False):
+    """Validate everything now (at the call), then stream chunk results. ``eager``: the
+    caller wants every result at once (``map``), nothing is gained by streaming."""
     check_map_arguments(fn, iterable, chunksize)
     if backend != AUTO:
         validate_backend_name(backend)
@@ -76,6 +78,8 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered)
         backend = backend_override() or AUTO
     if backend == AUTO:
         chosen = plan(fn, iterable, workers=workers)
+        if eager and chosen.backend == "serial" and not progress:
+            return iter([chosen.map()])
         return stream_with_plan(chosen, ordered=ordered, progress=progress, chunksize=chunksize)
     pool = default_pool(backend, workers)
     return pool._chunk_results(fn, iterable, chunksize, ordered=ordered, progress=progress)
@@ -116,5 +120,5 @@ def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | Non
         backend: str = AUTO, chunksize: int | None = None,
         progress: bool = False) -> list:
     """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
-    return concatenate_results(
-        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))
+    return concatenate_results(_chunk_results(fn, iterable, workers, backend, chunksize,
+                                              progress, ordered=True, eager=True))
