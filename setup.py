@@ -3,7 +3,10 @@
 Environment variables (for local builds, never for wheels):
     ALLCORES_MARCH_NATIVE=1   also compile with -march=native (the binary then only
                               runs on CPUs like the build machine's).
+    ALLCORES_DEBUG_BUILD=1    keep debug information and symbols (release builds strip
+                              them: the wheel is then a fraction of the size).
 """
+import sys
 
 import os
 
@@ -13,7 +16,7 @@ from setuptools.command.build_ext import build_ext
 
 # -ffp-contract=off: fused multiply-add would round differently from the pure-Python
 # twins, which must agree with the native kernels bit for bit.
-GCC_LIKE_FLAGS = ["-O3", "-ffp-contract=off", "-g0"]
+GCC_LIKE_FLAGS = ["-O3", "-ffp-contract=off"]
 # MSVC does not contract floating point under /fp:precise (its default since VS 2022).
 MSVC_FLAGS = ["/O2", "/fp:precise"]
 
@@ -22,14 +25,19 @@ class BuildExtWithFlags(build_ext):
     """Pick flags by compiler family: the Extension list cannot know it in advance."""
 
     def build_extensions(self):
+        debug = os.environ.get("ALLCORES_DEBUG_BUILD") == "1"
+        link_flags = []
         if self.compiler.compiler_type == "msvc":
-            flags = MSVC_FLAGS
+            flags = list(MSVC_FLAGS)
         else:
-            flags = list(GCC_LIKE_FLAGS)
+            flags = GCC_LIKE_FLAGS + (["-g"] if debug else ["-g0"])
             if os.environ.get("ALLCORES_MARCH_NATIVE") == "1":
                 flags.append("-march=native")
+            if not debug and sys.platform.startswith("linux"):
+                link_flags.append("-s")  # strip the symbol table too
         for ext in self.extensions:
             ext.extra_compile_args = flags + ext.extra_compile_args
+            ext.extra_link_args = link_flags + ext.extra_link_args
         super().build_extensions()
 
 

@@ -378,6 +378,21 @@ def test_auto_runs_big_jobs_on_threads_or_processes(map_calls):
         assert 2 <= len(call["blocks"]) <= 2 * kernels.BLOCKS_PER_WORKER
 
 
+def test_auto_runs_a_one_block_job_serially(map_calls, monkeypatch):
+    assert kernels.count_primes(0, 10**7, workers=1) == 664_579
+    # 2**44 .. 2**44 + 5 * 10**6: too big to be serial, but a block narrower than
+    # sqrt(2**44) = 2**22 would lose its sieve's reach (see the next tests).
+    lo, hi = 2**44, 2**44 + 5_000_000
+    work, min_width = kernels._prime_work(lo, hi)
+    assert work > kernels.SERIAL_BELOW_WORK["count_primes"]["native"] and 2 * min_width > hi - lo
+    assert kernels.count_primes(lo, hi, workers=2) == native.count_primes_range(lo, hi)
+    assert map_calls.calls == []
+    # Unless the environment asks for a backend: then it gets it.
+    monkeypatch.setenv("ALLCORES_BACKEND", "thread")
+    assert kernels.count_primes(0, 10**7, workers=1) == 664_579
+    assert map_calls.backends == ["thread"]
+
+
 def test_block_counts():
     def blocks_for(kernel, impl, work, items, workers, backend="thread", **kw):
         return kernels._plan(kernel, impl, work, items, workers, backend, **kw).blocks
@@ -414,13 +429,13 @@ def test_prime_blocks_keep_the_sieve_deciding_alone():
 def test_kernel_called_inside_an_allcores_worker_runs_serially(map_calls):
     def inner(i):
         backend = kernels.resolve_backend("count_primes", "native", 10**12)
-        return backend, kernels.count_primes(0, 3 * 10**6, workers=2)
+        return backend, kernels.count_primes(0, 5 * 10**6, workers=2)
 
     # The outer map holds both threads of the ("thread", 2) pool; the kernel's blocks,
     # queued on that same pool, would never run.
     result = run_in_thread(lambda: allcores.map(inner, range(4), workers=2, backend="thread",
                                                 chunksize=1), timeout=60)()
-    assert result == [("serial", 216_816)] * 4
+    assert result == [("serial", 348_513)] * 4
     assert map_calls.backends == []
 
 
