@@ -11,6 +11,8 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+import os
+
 import numpy as np
 
 from allcores import _validate as check
@@ -24,30 +26,46 @@ cdef extern from "arith.h" nogil:
 # ---------------------------------------------------------------------------------------
 # mandelbrot
 
-cdef void _mandelbrot_rows(uint32_t[:, ::1] out, Py_ssize_t first_row, Py_ssize_t height,
-                           uint32_t max_iter, double xmin, double xmax,
-                           double ymin, double ymax) noexcept nogil:
-    cdef Py_ssize_t rows = out.shape[0], width = out.shape[1], r, x
-    cdef double dx = xmax - xmin, dy = ymax - ymin
-    cdef double cr, ci, zr, zi, next_zr
-    cdef uint32_t n
-    for r in range(rows):
-        ci = ymin + ((first_row + r) * dy) / height
-        for x in range(width):
-            cr = xmin + (x * dx) / width
-            zr = 0.0
-            zi = 0.0
-            n = 0
-            # The operation order matches the pure twin exactly (and the build forbids
-            # FMA contraction), so both give bit-identical counts.
-            while n < max_iter:
-                next_zr = zr * zr - zi * zi + cr
-                zi = 2.0 * zr * zi + ci
-                zr = next_zr
-                if zr * zr + zi * zi > 4.0:
-                    break
-                n += 1
-            out[r, x] = n
+cdef extern from "mandelbrot.h" nogil:
+    int AC_ISA_SCALAR, AC_ISA_BASELINE, AC_ISA_AVX2, AC_ISA_AVX512
+    int ac_isa_available(int isa)
+    int ac_mandelbrot_best_isa()
+    void ac_mandelbrot_rows_isa(int isa, uint32_t *out, int64_t rows, int64_t width,
+                                int64_t first_row, int64_t height, uint32_t max_iter,
+                                double xmin, double xmax, double ymin, double ymax)
+
+# Instruction sets for mandelbrot, fastest last. "scalar" is the straightforward one-pixel
+# loop (kept as the yardstick); the others run several pixels in flight (see
+# mandelbrot.h), "baseline" with what every x86-64 has.
+ISA_NAMES = {"scalar": AC_ISA_SCALAR, "baseline": AC_ISA_BASELINE, "avx2": AC_ISA_AVX2,
+             "avx512": AC_ISA_AVX512}
+ISA_ENV = "ALLCORES_ISA"
+cdef int _mandelbrot_isa = ac_mandelbrot_best_isa()
+
+
+def available_isas():
+    """The instruction sets this build and this CPU can run, slowest first."""
+    return [name for name, isa in ISA_NAMES.items() if ac_isa_available(isa)]
+
+
+def mandelbrot_isa():
+    """The instruction set ``mandelbrot_rows`` runs with."""
+    return next(name for name, isa in ISA_NAMES.items() if isa == _mandelbrot_isa)
+
+
+def set_mandelbrot_isa(name):
+    """Run ``mandelbrot_rows`` with instruction set ``name`` (see :func:`available_isas`),
+    or ``"auto"``: the fastest available, chosen at import. Results never depend on it."""
+    global _mandelbrot_isa
+    if name == "auto":
+        _mandelbrot_isa = ac_mandelbrot_best_isa()
+        return
+    if name not in ISA_NAMES:
+        raise ValueError(f"isa: expected one of {sorted(ISA_NAMES)} or 'auto', got: {name!r}")
+    if not ac_isa_available(ISA_NAMES[name]):
+        raise ValueError(f"isa: {name!r} is not available here; available: "
+                         f"{available_isas()}")
+    _mandelbrot_isa = ISA_NAMES[name]
 
 
 def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
@@ -57,11 +75,16 @@ def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     out, first_row, height, max_iter, xmin, xmax, ymin, ymax = check.mandelbrot_rows_args(
         out, first_row, height, max_iter, xmin, xmax, ymin, ymax)
     cdef uint32_t[:, ::1] view = out
-    cdef Py_ssize_t c_first_row = first_row, c_height = height
+    cdef int64_t rows = view.shape[0], width = view.shape[1]
+    cdef int64_t c_first_row = first_row, c_height = height
     cdef uint32_t c_max_iter = max_iter
     cdef double c_xmin = xmin, c_xmax = xmax, c_ymin = ymin, c_ymax = ymax
+    cdef int isa = _mandelbrot_isa
+    if rows == 0 or width == 0:
+        return
     with nogil:
-        _mandelbrot_rows(view, c_first_row, c_height, c_max_iter, c_xmin, c_xmax, c_ymin, c_ymax)
+        ac_mandelbrot_rows_isa(isa, &view[0, 0], rows, width, c_first_row, c_height,
+                               c_max_iter, c_xmin, c_xmax, c_ymin, c_ymax)
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,3 +383,10 @@ def monte_carlo_hits(seed, start, stop):
             v = ac_uniform(c_seed, 2 * i + 1)
             hits += u * u + v * v < 1.0
     return hits
+
+
+# ---------------------------------------------------------------------------------------
+
+if os.environ.get(ISA_ENV, "").strip():
+    # Forcing an instruction set (for tests and comparisons) must not fail silently.
+    set_mandelbrot_isa(os.environ[ISA_ENV].strip())
