@@ -27,6 +27,20 @@ static inline uint64_t ac_mulmod64(uint64_t a, uint64_t b, uint64_t m) {
 }
 #endif
 
+/* Trial division by the primes up to 37: 1 if that proves n prime, 0 if composite (or
+ * n < 2), -1 if undecided (n > 37**2 with no such factor). The divisors are compile-time
+ * constants, so the compiler turns each test into a multiply, not a 64-bit division. */
+static const uint64_t AC_TRIAL_PRIMES[12] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37};
+
+static inline int ac_trial_division(uint64_t n) {
+    int i;
+    if (n < 2) return 0;
+    for (i = 0; i < 12; i++) {
+        if (n % AC_TRIAL_PRIMES[i] == 0) return n == AC_TRIAL_PRIMES[i];
+    }
+    return n < 37 * 37 ? 1 : -1;
+}
+
 /* floor(sqrt(n)) for every 64-bit n: a double estimate, then exact correction. */
 static inline uint64_t ac_isqrt64(uint64_t n) {
     uint64_t r = (uint64_t)sqrt((double)n);

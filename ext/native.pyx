@@ -20,6 +20,7 @@ from allcores import _validate as check
 cdef extern from "arith.h" nogil:
     uint64_t ac_mulmod64(uint64_t a, uint64_t b, uint64_t m)
     uint64_t ac_isqrt64(uint64_t n)
+    int ac_trial_division(uint64_t n)
     double ac_uniform(uint64_t seed, uint64_t k)
 
 
@@ -90,7 +91,6 @@ def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
 # ---------------------------------------------------------------------------------------
 # primes
 
-cdef uint64_t[12] TRIAL_PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 # Deterministic Miller-Rabin base sets: {2, 7, 61} is exact below 4,759,123,141
 # (Jaeschke 1993); Sinclair's seven bases are exact for every n < 2**64 (2011).
 cdef uint64_t SMALL_BASES_LIMIT = 4759123141ULL
@@ -142,14 +142,9 @@ cdef bint _miller_rabin(uint64_t n) noexcept nogil:
 
 
 cdef bint _is_prime(uint64_t n) noexcept nogil:
-    cdef int i
-    if n < 2:
-        return False
-    for i in range(12):
-        if n % TRIAL_PRIMES[i] == 0:
-            return n == TRIAL_PRIMES[i]
-    if n < 37 * 37:
-        return True
+    cdef int verdict = ac_trial_division(n)
+    if verdict >= 0:
+        return verdict
     return _miller_rabin(n)
 
 
