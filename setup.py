@@ -38,6 +38,8 @@ class BuildExtWithFlags(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = flags + ext.extra_compile_args
             ext.extra_link_args = link_flags + ext.extra_link_args
+            # Recorded in the binary for `allcores info` (see ext/build_info.h).
+            ext.define_macros.append(("AC_BUILD_FLAGS", '"' + " ".join(flags) + '"'))
         super().build_extensions()
 
 

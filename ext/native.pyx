@@ -381,6 +381,19 @@ def monte_carlo_hits(seed, start, stop):
 
 
 # ---------------------------------------------------------------------------------------
+# build facts
+
+cdef extern from "build_info.h":
+    const char *AC_BUILD_FLAGS
+    const char *AC_COMPILER
+
+
+def build_info():
+    """How this module was compiled: ``{"compiler": ..., "flags": ...}``."""
+    return {"compiler": AC_COMPILER.decode(), "flags": AC_BUILD_FLAGS.decode()}
+
+
+# ---------------------------------------------------------------------------------------
 
 if os.environ.get(ISA_ENV, "").strip():
     # Forcing an instruction set (for tests and comparisons) must not fail silently.
