@@ -95,6 +95,8 @@ class Pool:
         initargs: Iterable[Any] = (),
         retries: int = 1,
         timeout: float | None = None,
+        address: str | None = None,
+        client: Any = None,
     ):
         backend_class = validate_backend_name(backend)
         workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
@@ -124,12 +126,19 @@ class Pool:
                 f"initargs: expected an iterable of arguments, got: {type(initargs).__name__}"
             ) from None
 
+        if (address is not None or client is not None) and backend != "dask":
+            raise ValueError("address and client: only for backend='dask', "
+                             f"got backend={backend!r}")
+
         self._lock = threading.Lock()
         self._closed = False  # under _lock
+        # Options a backend has no use for (e.g. retries for threads) are not passed.
+        wanted = set(backend_class.option_names)
+        options = dict(start_method=start_method, initializer=initializer,
+                       initargs=initargs or None, retries=retries, timeout=timeout,
+                       address=address, client=client)
         self._backend = create_backend(
-            backend, workers, start_method=start_method, initializer=initializer,
-            initargs=initargs, retries=retries, timeout=timeout,
-        )
+            backend, workers, **{k: v for k, v in options.items() if k in wanted})
         # Dropping the last reference to a pool stops its workers.
         self._finalizer = weakref.finalize(self, self._backend.shutdown, wait=False)
         _live_pools.add(self)

@@ -12,6 +12,7 @@ BACKENDS = {
     "serial": "allcores.backends.serial:SerialBackend",
     "thread": "allcores.backends.thread:ThreadBackend",
     "process": "allcores.backends.process:ProcessBackend",
+    "dask": "allcores.backends.dask:DaskBackend",  # needs the optional dask extra
 }
 
 
@@ -23,10 +24,13 @@ def validate_backend_name(name: object) -> type[Backend]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_backend(name: str, workers: int, *, start_method: str, initializer, initargs,
-                   retries: int, timeout: float | None) -> Backend:
+def create_backend(name: str, workers: int, **options) -> Backend:
+    """An instance of backend ``name`` given the options it takes (its ``option_names``);
+    options left at None are not passed."""
     backend_class = validate_backend_name(name)
-    if backend_class.runs_in_caller_process:
-        return backend_class(workers, initializer=initializer, initargs=initargs)
-    return backend_class(workers, start_method=start_method, initializer=initializer,
-                         initargs=initargs, retries=retries, timeout=timeout)
+    given = {key: value for key, value in options.items() if value is not None}
+    unknown = set(given) - set(backend_class.option_names)
+    if unknown:
+        raise ValueError(f"{', '.join(sorted(unknown))}: not an option of the {name!r} backend "
+                         f"(it takes: {', '.join(backend_class.option_names)})")
+    return backend_class(workers, **given)

@@ -38,6 +38,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     runs_in_caller_process: ClassVar[bool]
     supports_timeout: ClassVar[bool]
+    # Keyword arguments the constructor takes besides ``workers`` (Pool passes these).
+    option_names: ClassVar[tuple[str, ...]] = ("initializer", "initargs")
 
     workers: int
 

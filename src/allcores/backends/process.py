@@ -151,6 +151,7 @@ class ProcessBackend(Backend):
     name = "process"
     runs_in_caller_process = False
     supports_timeout = True
+    option_names = ("start_method", "initializer", "initargs", "retries", "timeout")
 
     def __init__(self, workers: int, *, start_method: str, initializer=None, initargs=(),
                  retries: int = 1, timeout: float | None = None):
