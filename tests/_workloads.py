@@ -20,6 +20,7 @@ Conventions:
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import threading
@@ -343,3 +344,14 @@ def recall(x):
 
 def refuse_to_start():
     raise ValueError("initializer refused to start")
+
+
+def nested_map_sum(backend: str, x):
+    """An item that maps again from inside a worker (see test_pool's nesting test)."""
+    import allcores
+
+    return sum(allcores.map(functools.partial(_times, x), range(5), backend=backend))
+
+
+def _times(x, k):
+    return x * k

@@ -266,6 +266,19 @@ def test_process_blocks_send_back_no_arrays(fine_blocks, map_calls, run):
     assert max(len(pickle.dumps(block)) for block in call["blocks"]) < 1000
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_array_results_by_value(fine_blocks, map_calls, monkeypatch, impl, backend):
+    # What a backend whose workers may sit on other machines (a cluster) gets: blocks
+    # that return their rows / flags instead of writing them in place.
+    monkeypatch.setattr(kernels, "_result_placement", lambda backend: kernels.BY_VALUE)
+    assert_same(job_mandelbrot(impl, workers=3, backend=backend), expect_mandelbrot(impl))
+    assert_same(job_is_prime(impl, workers=3, backend=backend), expect_is_prime(impl))
+    for call in map_calls.calls:
+        assert all(block.out is None for block in call["blocks"])
+        assert all(isinstance(part, np.ndarray) for part in call["results"])
+
+
 @pytest.mark.parametrize("workers", [1, 2, 3, 5])
 def test_empty_and_one_item_jobs(workers):
     for backend in BACKENDS:

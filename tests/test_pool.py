@@ -1051,3 +1051,12 @@ def test_two_threads_share_one_pool(parallel_pool):
     assert first() == squares(range(300))
     assert second() == squares(range(300, 500))
     assert third == [2 * i for i in range(100)]
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_a_map_inside_a_worker_runs_serially_instead_of_deadlocking(backend):
+    # Every thread of the default pool runs an outer item that itself maps: queued on
+    # the same pool, the inner chunks would wait forever for a free thread.
+    outer = allcores.map(functools.partial(w.nested_map_sum, backend), range(6),
+                         backend=backend, workers=WORKERS, chunksize=1)
+    assert outer == [sum(x * k for k in range(5)) for x in range(6)]

@@ -15,7 +15,9 @@ Where array results go depends on where the block runs:
   still running after the caller gave up writes into live memory;
 - worker processes: ``block.out`` is a :class:`~allcores._shm.SharedArraySpec`; the block
   computes into a private array and copies it into the caller's shared segment in one
-  step (``allcores._shm``), and returns ``None``: no array travels back through the pipe.
+  step (``allcores._shm``), and returns ``None``: no array travels back through the pipe;
+- workers that may not share this machine's memory (a cluster backend): ``block.out`` is
+  None, and the block returns its part (rows, flags) for the caller to put in place.
 
 Scalar results (counts, hits, checksums) are returned and combined by the caller.
 """
@@ -46,64 +48,72 @@ class MandelbrotBlock(NamedTuple):
 
     first_row: int
     stop_row: int
+    width: int
     height: int
     max_iter: int
     bounds: tuple[float, float, float, float]   # (xmin, xmax, ymin, ymax)
-    out: np.ndarray | SharedArraySpec           # the whole (height, width) uint32 image
+    out: np.ndarray | SharedArraySpec | None    # the whole (height, width) uint32 image
 
 
-def _mandelbrot(kernel: ModuleType, block: MandelbrotBlock) -> None:
-    if isinstance(block.out, SharedArraySpec):
-        rows = np.empty((block.stop_row - block.first_row, block.out.shape[1]), np.uint32)
-        kernel.mandelbrot_rows(rows, block.first_row, block.height, block.max_iter,
-                               *block.bounds)
-        write_rows(block.out, block.first_row, rows)
+def _mandelbrot(kernel: ModuleType, block: MandelbrotBlock) -> np.ndarray | None:
+    if isinstance(block.out, np.ndarray):
+        rows = block.out[block.first_row:block.stop_row]
     else:
-        kernel.mandelbrot_rows(block.out[block.first_row:block.stop_row], block.first_row,
-                               block.height, block.max_iter, *block.bounds)
+        rows = np.empty((block.stop_row - block.first_row, block.width), np.uint32)
+    kernel.mandelbrot_rows(rows, block.first_row, block.height, block.max_iter, *block.bounds)
+    if block.out is None:
+        return rows
+    if isinstance(block.out, SharedArraySpec):
+        write_rows(block.out, block.first_row, rows)
+    return None
 
 
 @_gil_free
-def mandelbrot_native(block: MandelbrotBlock) -> None:
-    _mandelbrot(native, block)
+def mandelbrot_native(block: MandelbrotBlock) -> np.ndarray | None:
+    return _mandelbrot(native, block)
 
 
-def mandelbrot_python(block: MandelbrotBlock) -> None:
-    _mandelbrot(pure, block)
+def mandelbrot_python(block: MandelbrotBlock) -> np.ndarray | None:
+    return _mandelbrot(pure, block)
 
 
 # --- is_prime -----------------------------------------------------------------------------
 
 
 class IsPrimeBlock(NamedTuple):
-    """Values ``start .. stop - 1`` of the flattened input."""
+    """Values ``start .. stop - 1`` of ``values``."""
 
     start: int
     stop: int
-    values: np.ndarray | SharedArraySpec   # all values: 1-D uint64
-    out: np.ndarray | SharedArraySpec      # all flags: 1-D bool
+    # All values (1-D uint64), or, with ``out=None``, just this block's (start == 0).
+    values: np.ndarray | SharedArraySpec
+    out: np.ndarray | SharedArraySpec | None   # all flags: 1-D bool
 
 
-def _is_prime(kernel: ModuleType, block: IsPrimeBlock) -> None:
+def _is_prime(kernel: ModuleType, block: IsPrimeBlock) -> np.ndarray | None:
     if isinstance(block.values, SharedArraySpec):
         values = read_rows(block.values, block.start, block.stop)
     else:
         values = block.values[block.start:block.stop]
-    if isinstance(block.out, SharedArraySpec):
-        flags = np.empty(block.stop - block.start, dtype=bool)
-        kernel.is_prime_array(values, flags)
-        write_rows(block.out, block.start, flags)
+    if isinstance(block.out, np.ndarray):
+        flags = block.out[block.start:block.stop]
     else:
-        kernel.is_prime_array(values, block.out[block.start:block.stop])
+        flags = np.empty(block.stop - block.start, dtype=bool)
+    kernel.is_prime_array(values, flags)
+    if block.out is None:
+        return flags
+    if isinstance(block.out, SharedArraySpec):
+        write_rows(block.out, block.start, flags)
+    return None
 
 
 @_gil_free
-def is_prime_native(block: IsPrimeBlock) -> None:
-    _is_prime(native, block)
+def is_prime_native(block: IsPrimeBlock) -> np.ndarray | None:
+    return _is_prime(native, block)
 
 
-def is_prime_python(block: IsPrimeBlock) -> None:
-    _is_prime(pure, block)
+def is_prime_python(block: IsPrimeBlock) -> np.ndarray | None:
+    return _is_prime(pure, block)
 
 
 # --- count_primes -------------------------------------------------------------------------

@@ -5,34 +5,40 @@ twin (``impl="python"``); both give the same result, and so does every choice of
 ``workers`` and ``backend``: the job is cut into blocks whose results combine exactly
 (disjoint rows or slices of an array, sums of counts, the max of maxima). The chunk-level
 functions live in ``allcores.native`` and ``allcores.pure``; the per-block tasks that call
-them in ``allcores._kernel_blocks``.
+them in ``allcores._kernel_blocks``. Threads run the native kernels truly in parallel
+(they release the GIL) with no copying at all; processes are for the pure twins.
 
-Data flow (all of it in the caller's thread unless marked)::
+Data flow::
 
+    caller thread                                      where the blocks run
+    -------------                                      --------------------
     kernel(..., workers, backend)
-      1. validate every argument: nothing has started yet
-      2. plan: estimate the work -> backend (resolve_backend) -> number of blocks
-      3. result array: np.zeros(...)            (serial, threads: blocks write into views)
-                   or: _shm.SharedArray(...)    (processes: blocks write into the segment)
-      4. blocks: one small NamedTuple per block, disjoint parts of the job
-      5. serial:      task(block) for every block, here
-         thread/process: allcores.shortcuts.map(task, blocks, chunksize=1) on the warm
-                      default pool; the tasks run on pool threads / worker processes
+      1. validate every argument (nothing has started yet)
+      2. plan: work estimate -> backend (resolve_backend) -> number of blocks
+      3. result array: np.zeros(...)          serial, threads: each block writes its own
+                                                rows / slice of it, in place, no lock
+                   or: _shm.SharedArray(...)  processes: each block attaches by name,
+                                                writes its slice, closes; returns None
+                   or: nothing                other backends (a cluster): each block
+                                                returns its part; concatenated here
+      4. blocks: one small NamedTuple per block (allcores._kernel_blocks)
+      5. serial: task(block) for each block, here
+         else:   allcores.shortcuts.map(task, blocks, chunksize=1) on the warm default
+                 pool of (backend, workers)    ---> pool threads / worker processes
       6. combine: the array (copied out of shared memory) | sum | max
       finally: the shared segment is closed and unlinked, however step 5 ended
 
-Threads run the native tasks truly in parallel (the kernels release the GIL) with no
-copying at all; processes are for the pure twins. A native block running on a thread
-cannot be interrupted: after Ctrl-C or an error, blocks already running finish in the
-background (writing into an array that only they still hold).
+- The result array is written only by the blocks (disjoint parts) and read by the caller
+  only after ``map`` returned, i.e. after every block finished.
+- Shared segments are created and unlinked by the caller alone (``allcores._shm``).
+- A native block running on a thread cannot be interrupted: after Ctrl-C or an error,
+  blocks already running finish in the background, writing into an array that only they
+  still reference. Worker processes are stopped by the pool on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -41,8 +47,9 @@ from allcores import _kernel_blocks as blocks
 from allcores import _validate as check
 from allcores import pure, shortcuts
 from allcores._shm import SharedArray
-from allcores.backends import BACKENDS, validate_backend_name
+from allcores.backends import BACKENDS, running_in_worker, validate_backend_name
 from allcores.cpu import cpu_count
+from allcores.planner import backend_override
 
 __all__ = ["count_primes", "fannkuch", "is_prime", "mandelbrot", "monte_carlo_pi"]
 
@@ -110,25 +117,6 @@ MIN_BLOCK_WORK = _units(MIN_BLOCK_S)
 # --- Choosing the backend and the blocks --------------------------------------------------
 
 
-def environment_backend() -> str | None:
-    """The backend named by ``ALLCORES_BACKEND``, if set: it replaces ``backend="auto"``."""
-    value = os.environ.get("ALLCORES_BACKEND", "").strip()
-    if value in ("", "auto"):
-        return None
-    if value not in BACKENDS:
-        raise ValueError(
-            f"ALLCORES_BACKEND: expected 'auto' or one of {sorted(BACKENDS)}, got: {value!r}")
-    return value
-
-
-def _inside_allcores_worker() -> bool:
-    """On a thread or in a process of an allcores pool: the outer map already keeps every
-    core busy, and blocks queued on the very pool whose threads all wait for them would
-    never run."""
-    return (threading.current_thread().name.startswith("allcores-thread")
-            or multiprocessing.current_process().name == "allcores-worker")
-
-
 def resolve_backend(kernel: str, impl: str, work: int, backend: str = "auto") -> str:
     """The backend a kernel call runs on.
 
@@ -140,9 +128,9 @@ def resolve_backend(kernel: str, impl: str, work: int, backend: str = "auto") ->
     """
     if _backend_option(backend) != "auto":
         return backend
-    if _inside_allcores_worker():
+    if running_in_worker():
         return "serial"
-    from_environment = environment_backend()
+    from_environment = backend_override()  # ALLCORES_BACKEND, read at each call
     if from_environment is not None:
         return from_environment
     if work < SERIAL_BELOW_WORK[kernel][impl]:
@@ -161,11 +149,23 @@ def _parallel_options(workers: object, backend: object) -> tuple[int, str]:
     return workers, _backend_option(backend)
 
 
+# Where the blocks of mandelbrot and is_prime put their part of the result array.
+IN_PLACE = "in place"            # serial, threads: straight into views of the result
+SHARED_MEMORY = "shared memory"  # worker processes on this machine: a shared segment
+BY_VALUE = "by value"            # workers anywhere (a cluster): returned, then copied in
+
+
+def _result_placement(backend: str) -> str:
+    if validate_backend_name(backend).runs_in_caller_process:
+        return IN_PLACE
+    return SHARED_MEMORY if backend == "process" else BY_VALUE
+
+
 class _Plan(NamedTuple):
     backend: str
     workers: int
     blocks: int
-    in_caller: bool   # blocks run in this process and may write into its arrays
+    placement: str   # IN_PLACE, SHARED_MEMORY or BY_VALUE
 
 
 def _plan(kernel: str, impl: str, work: int, items: int, workers: int, backend: str,
@@ -179,10 +179,9 @@ def _plan(kernel: str, impl: str, work: int, items: int, workers: int, backend: 
         count = max(1, min(workers * BLOCKS_PER_WORKER,
                            work // MIN_BLOCK_WORK[kernel][impl],
                            items // min_items))
-    if count == 1 and backend == "auto" and environment_backend() is None:
+    if count == 1 and backend == "auto" and backend_override() is None:
         chosen = "serial"  # one block: a pool would add its overhead and nothing else
-    in_caller = validate_backend_name(chosen).runs_in_caller_process
-    return _Plan(chosen, workers, count, in_caller)
+    return _Plan(chosen, workers, count, _result_placement(chosen))
 
 
 def _split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
@@ -252,16 +251,21 @@ def mandelbrot(
 
     plan = _plan("mandelbrot", impl, width * height * (max_iter + 1), height, workers, backend)
     task = blocks.mandelbrot_native if impl == "native" else blocks.mandelbrot_python
-    rows = _split(0, height, plan.blocks)
     region = (xmin, xmax, ymin, ymax)
-    if plan.in_caller:
-        out = np.zeros((height, width), dtype=np.uint32)
-        _run_blocks(task, [blocks.MandelbrotBlock(a, b, height, max_iter, region, out)
-                           for a, b in rows], plan)
-        return out
+
+    def run(out):
+        rows = _split(0, height, plan.blocks)
+        return _run_blocks(task, [blocks.MandelbrotBlock(a, b, width, height, max_iter,
+                                                         region, out) for a, b in rows], plan)
+
+    if plan.placement == IN_PLACE:
+        image = np.zeros((height, width), dtype=np.uint32)
+        run(image)
+        return image
+    if plan.placement == BY_VALUE:
+        return np.concatenate(run(None))
     with SharedArray((height, width), np.uint32) as shared:
-        _run_blocks(task, [blocks.MandelbrotBlock(a, b, height, max_iter, region, shared.spec)
-                           for a, b in rows], plan)
+        run(shared.spec)
         return shared.to_numpy()
 
 
@@ -313,10 +317,14 @@ def is_prime(values, *, impl: str = "native", workers: int | None = None,
     plan = _plan("is_prime", impl, flat.size, flat.size, workers, backend)
     task = blocks.is_prime_native if impl == "native" else blocks.is_prime_python
     pieces = _split(0, flat.size, plan.blocks)
-    if plan.in_caller:
+    if plan.placement == IN_PLACE:
         out = np.empty(flat.size, dtype=bool)
         _run_blocks(task, [blocks.IsPrimeBlock(a, b, flat, out) for a, b in pieces], plan)
         return out.reshape(numbers.shape)
+    if plan.placement == BY_VALUE:
+        parts = _run_blocks(task, [blocks.IsPrimeBlock(0, b - a, flat[a:b], None)
+                                   for a, b in pieces], plan)
+        return np.concatenate(parts).reshape(numbers.shape)
     with SharedArray(flat.shape, np.uint64, data=flat) as shared_values, \
             SharedArray(flat.shape, bool) as shared_out:
         _run_blocks(task, [blocks.IsPrimeBlock(a, b, shared_values.spec, shared_out.spec)

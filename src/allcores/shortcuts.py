@@ -14,7 +14,7 @@ import threading
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _validate as check
-from allcores.backends import validate_backend_name
+from allcores.backends import running_in_worker, validate_backend_name
 from allcores.cpu import cpu_count
 from allcores.planner import Plan, backend_override, plan
 from allcores.pool import (
@@ -74,7 +74,9 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
         validate_backend_name(backend)
     if workers is not None:
         check.integer("workers", workers, min=1)
-    if backend == AUTO:
+    if running_in_worker() and backend in (AUTO, "thread", "process"):
+        backend = "serial"  # nested in a worker of ours: see running_in_worker()
+    elif backend == AUTO:
         backend = backend_override() or AUTO
     if backend == AUTO:
         chosen = plan(fn, iterable, workers=workers)

@@ -4,8 +4,14 @@
 from __future__ import annotations
 
 import importlib
+import multiprocessing
+import threading
 
 from allcores.backends.base import Backend
+
+# Names that mark allcores' own workers (see thread.py and process.py).
+THREAD_NAME_PREFIX = "allcores-thread"
+WORKER_PROCESS_NAME = "allcores-worker"
 
 # name -> "module:class", imported on first use so that `import allcores` stays cheap.
 BACKENDS = {
@@ -14,6 +20,15 @@ BACKENDS = {
     "process": "allcores.backends.process:ProcessBackend",
     "dask": "allcores.backends.dask:DaskBackend",  # needs the optional dask extra
 }
+
+
+def running_in_worker() -> bool:
+    """Whether this code runs on a thread or in a process of an allcores pool. A map
+    started there would queue its chunks on a pool whose workers may all be busy
+    waiting for it (a deadlock on the same thread pool), and the outer map already keeps
+    every core busy: nested calls run serially instead."""
+    return (threading.current_thread().name.startswith(THREAD_NAME_PREFIX)
+            or multiprocessing.current_process().name == WORKER_PROCESS_NAME)
 
 
 def validate_backend_name(name: object) -> type[Backend]:

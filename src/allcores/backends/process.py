@@ -53,6 +53,7 @@ from allcores._execute import (
     unpack_exception,
 )
 from allcores._worker import FunctionCache, worker_main
+from allcores.backends import WORKER_PROCESS_NAME
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import (
     ChunkTimeoutError,
@@ -291,7 +292,7 @@ class ProcessBackend(Backend):
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=worker_main, args=(child_conn, self._lifeline_reader, self._init_payload),
-            name="allcores-worker", daemon=False,
+            name=WORKER_PROCESS_NAME, daemon=False,
         )
         process.start()
         child_conn.close()

@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from allcores._execute import ChunkError, ItemError, run_items
+from allcores.backends import THREAD_NAME_PREFIX
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError, WorkerInitError
 
@@ -38,7 +39,7 @@ class ThreadBackend(Backend):
         self._closed = False                              # under _lock
         self._unfinished: set[Future] = set()             # under _lock
         self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="allcores-thread")
+                                            thread_name_prefix=THREAD_NAME_PREFIX)
 
     def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
         future: Future = Future()
