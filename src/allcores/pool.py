@@ -64,10 +64,10 @@ class Pool:
     workers : int, optional
         Number of workers; default :func:`allcores.cpu_count`, the CPUs this process
         may really use (affinity mask, cgroup quota, ``ALLCORES_WORKERS``).
-    backend : {"process", "thread", "serial"}
+    backend : {"process", "thread", "serial", "dask"}
         Where chunks run: worker processes (any Python function, true parallelism),
-        threads (functions that release the GIL, such as the native kernels), or the
-        caller itself.
+        threads (functions that release the GIL, such as the native kernels), the
+        caller itself, or a Dask cluster (``pip install 'allcores[dask]'``).
     start_method : str, optional
         For processes: ``"forkserver"`` (default on Linux), ``"spawn"`` (default on
         macOS and Windows) or ``"fork"``.
@@ -79,7 +79,11 @@ class Pool:
     timeout : float, optional
         Seconds a chunk may run (process backend): an overrunning chunk's worker is
         killed and replaced, and :class:`ChunkTimeoutError` (a ``TimeoutError``) is
-        raised. Threads cannot be stopped, so the thread backend refuses a timeout.
+        raised. Threads and Dask tasks cannot be stopped: those backends refuse it.
+    address, client : optional
+        Dask only: a scheduler address (default ``ALLCORES_DASK_ADDRESS``) or an existing
+        ``distributed.Client``; with neither, a local cluster of ``workers``
+        single-threaded processes on 127.0.0.1 is started and closed with the pool.
 
     Leaving a ``with`` block waits for submitted work, then stops the workers; if the
     block is left by an exception (Ctrl-C included), the workers are stopped at once.
@@ -107,8 +111,8 @@ class Pool:
                 raise ValueError(f"timeout: expected a number of seconds > 0, got: {timeout}")
             if not backend_class.supports_timeout:
                 raise ValueError(
-                    f"timeout: the {backend!r} backend cannot stop a running chunk "
-                    "(a thread cannot be killed); use backend='process'"
+                    f"timeout: the {backend!r} backend cannot stop a running chunk; "
+                    "use backend='process'"
                 )
         if start_method is None:
             start_method = default_start_method()

@@ -74,7 +74,7 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
         validate_backend_name(backend)
     if workers is not None:
         check.integer("workers", workers, min=1)
-    if running_in_worker() and backend in (AUTO, "thread", "process"):
+    if running_in_worker() and backend in (AUTO, "thread", "process", "dask"):
         backend = "serial"  # nested in a worker of ours: see running_in_worker()
     elif backend == AUTO:
         backend = backend_override() or AUTO
@@ -98,7 +98,7 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
         As for the builtin ``map``; lambdas and closures work on every backend.
     workers : int, optional
         Default :func:`allcores.cpu_count`.
-    backend : {"auto", "process", "thread", "serial"}
+    backend : {"auto", "process", "thread", "serial", "dask"}
         ``"auto"`` times the first items in the caller (they are not computed again)
         and picks what is predicted fastest; see :func:`allcores.plan`.
     chunksize : int, optional

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import sys
 import threading
 
 from allcores.backends.base import Backend
@@ -28,7 +29,19 @@ def running_in_worker() -> bool:
     waiting for it (a deadlock on the same thread pool), and the outer map already keeps
     every core busy: nested calls run serially instead."""
     return (threading.current_thread().name.startswith(THREAD_NAME_PREFIX)
-            or multiprocessing.current_process().name == WORKER_PROCESS_NAME)
+            or multiprocessing.current_process().name == WORKER_PROCESS_NAME
+            or _in_dask_task())
+
+
+def _in_dask_task() -> bool:
+    distributed = sys.modules.get("distributed")  # only if something imported it already
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def validate_backend_name(name: object) -> type[Backend]:
