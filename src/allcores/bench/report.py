@@ -1,0 +1,202 @@
+"""What a run leaves behind: ``results.json`` (every figure and the machine's facts) and
+``report.md`` (the tables and a reading computed from them, never a number that was not
+measured)."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import multiprocessing
+import os
+import platform
+import sys
+
+import allcores
+from allcores.bench.measure import Section, cost_text, markdown_table, ratio_text
+from allcores.cpu import cpu_budget
+from allcores.pool import default_start_method
+
+LIBRARIES = ["allcores", "numpy", "cloudpickle", "joblib", "matplotlib", "numba", "tqdm"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine_facts() -> dict:
+    budget = cpu_budget()
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "cpu_model": cpu_model(),
+        "cpus_online": os.cpu_count(),
+        "usable_cores": allcores.cpu_count(),
+        "usable_cores_derivation": budget.explain(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable": sys.executable,
+        "libraries": library_versions(),
+        "start_methods": {"allcores": default_start_method(),
+                          "multiprocessing default": multiprocessing.get_start_method()},
+        "load_average_at_start": load,
+    }
+
+
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_json(path: str, *, command: str, config: dict, machine: dict, started: str,
+               seconds: float, sections: list[Section], plots: list[str]) -> None:
+    document = {
+        "command": command,
+        "date": started,
+        "seconds": seconds,
+        "config": config,
+        "machine": machine,
+        "wrong_rows": sum(s.wrong for s in sections),
+        "sections": {s.name: s.to_json() for s in sections},
+        "plots": plots,
+    }
+    with open(path, "w") as out:
+        json.dump(document, out, indent=2, default=_jsonable)
+        out.write("\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):   # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def markdown(*, command: str, machine: dict, started: str, seconds: float,
+             sections: list[Section], plots: list[str], workers: int,
+             summary: str = "") -> str:
+    libraries = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
+    load = machine.get("load_average_at_start")
+    lines = [
+        "# allcores benchmark",
+        "",
+        f"Run on {started} in {seconds:.0f} s with `{command}`.",
+        "",
+        f"- CPU: {machine['cpu_model']}; {machine['cpus_online']} CPUs online; "
+        f"{workers} workers; usable cores: {machine['usable_cores_derivation']}",
+        f"- {machine['python']} on {machine['platform']}",
+        f"- {libraries}",
+        f"- start methods: allcores {machine['start_methods']['allcores']}, "
+        f"multiprocessing default {machine['start_methods']['multiprocessing default']}",
+    ]
+    end = machine.get("load_average_at_end")
+    if load:
+        lines.append(f"- load average (other processes share this machine): at start "
+                     f"{load[0]:.2f} (1 min), {load[1]:.2f} (5 min)"
+                     + (f"; at the end {end[0]:.2f} (1 min), {end[1]:.2f} (5 min), this "
+                        "run included" if end else ""))
+    wrong = sum(s.wrong for s in sections)
+    if summary:
+        lines += ["", "## Headline", "", summary]
+    lines += ["", "## Reading", "",
+              ("Every row's answer was checked against the reference: all correct."
+               if not wrong else
+               f"**{wrong} row(s) gave a wrong answer**: they are marked WRONG and not "
+               "counted as results."), ""]
+    for section in sections:
+        for sentence in section.reading:
+            lines.append(f"- {section.name}: {sentence}")
+    for section in sections:
+        lines += ["", f"## {section.name}", "", f"*{section.question}*", ""]
+        for table in section.tables:
+            lines += [f"**{table.title}**", "", markdown_table(table), ""]
+            lines += [f"{note}  " for note in table.notes]
+            if table.notes:
+                lines.append("")
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{os.path.splitext(p)[0]}]({p})" for p in plots]
+        lines.append("")
+    lines += ["", f"Reproduce: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def headline(document: dict) -> str:
+    """Compact tables of the main figures of a ``results.json`` document (for the README
+    and the top of report.md): every number is one that the run measured."""
+    sections = document["sections"]
+    workers = document["config"]["workers"]
+    out = []
+    kernels = sections.get("kernels")
+    if kernels and kernels["rows"] and "kernel" in kernels["rows"][0]:
+        by = {(r["kernel"], r["method"]): r for r in kernels["rows"]}
+        names = list(dict.fromkeys(r["kernel"] for r in kernels["rows"]))
+        out += [f"| kernel | native vs pure, 1 core | {workers} vs 1 worker: native, allcores "
+                "threads | pure, allcores processes | pure, the tutorial's Pool.imap | "
+                "numba parallel vs native serial |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for name in names:
+            def cell(method, key):
+                row = by.get((name, method), {})
+                if row.get("correct") is None and row.get("status"):
+                    return row["status"]
+                if row.get("correct") is False:
+                    return "WRONG"
+                return ratio_text(row.get(key))
+            out.append(f"| {name} | {cell('native-serial', 'speedup_vs_pure')} | "
+                       f"{cell('native-allcores-thread', 'speedup_vs_native')} | "
+                       f"{cell('pure-allcores-process', 'speedup_vs_pure')} | "
+                       f"{cell('pure-mp-imap', 'speedup_vs_pure')} | "
+                       f"{cell('numba', 'speedup_vs_native')} |")
+        out.append("")
+    overhead = sections.get("overhead")
+    if overhead and "crossover_s" in overhead:
+        labels = overhead.get("labels", {})
+        costs = sorted({r["cost_s"] for r in overhead["rows"]})
+        low, high = costs[0], costs[-1]
+        out += [f"| tool ({workers} workers) | beats serial from | speedup at "
+                f"{cost_text(low)} per item | at {cost_text(high)} per item |",
+                "| --- | --- | --- | --- |"]
+        speed = {(r["tool"], r["cost_s"]): r.get("speedup") for r in overhead["rows"]}
+        for tool, cross in overhead["crossover_s"].items():
+            beats = f"never (up to {cost_text(high)})" if cross is None else cost_text(cross)
+            out.append(f"| {labels.get(tool, tool)} | {beats} | "
+                       f"{ratio_text(speed.get((tool, low)))} | "
+                       f"{ratio_text(speed.get((tool, high)))} |")
+        out.append("")
+    memory = sections.get("memory")
+    crash = sections.get("crash")
+    if memory or crash:
+        out += ["| streaming and worker death | result |", "| --- | --- |"]
+        for row in (memory or {}).get("rows", []):
+            if "growth_mib" in row:
+                out.append(f"| {row['label']}, {row['items']:,}-item generator, slow consumer "
+                           f"| peak RSS +{row['growth_mib']:.1f} MiB |")
+        for row in (crash or {}).get("rows", []):
+            if "label" in row:
+                after = (f", {row['after_kill_s']:.2f} s after the kill"
+                         if row.get("after_kill_s") is not None else "")
+                out.append(f"| {row['label']}, one worker `kill -9`ed | {row['outcome']}"
+                           f"{after} |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,77 @@
+"""The ``allcores`` command.
+
+Subcommands::
+
+    allcores bench [--quick] [--only SECTION[,SECTION]] [--workers N] [--repeat N] [--out DIR]
+        run the benchmark (see ``allcores.bench``) and write its results
+    allcores info [--json]
+        usable CPUs and how they were counted, start method, build flags, instruction sets
+
+Each subcommand is a module-level ``_<name>_command(subparsers)`` that registers its
+parser and sets ``handler``: a function of the parsed arguments that returns the exit
+status. New subcommands (``info``, ``demo``) add one such function to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+__all__ = ["main"]
+
+
+def _bench_command(subparsers) -> None:
+    from allcores import bench
+
+    parser = subparsers.add_parser(
+        "bench", help="measure when parallelism pays on this machine",
+        description=bench.__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(parser)
+
+    def handler(args: argparse.Namespace) -> int:
+        config = bench.config_from_args(args, parser)
+        return bench.run_benchmark(config, prog=f"{args.prog} bench")
+
+    parser.set_defaults(handler=handler)
+
+
+def _info_command(subparsers) -> None:
+    from allcores import info
+
+    parser = subparsers.add_parser(
+        "info", help="usable CPUs and how they were counted, build flags, instruction sets",
+        description=info.__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    parser.set_defaults(handler=lambda args: info.main(["--json"] if args.json else []))
+
+
+COMMANDS: list[Callable] = [_bench_command, _info_command]
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from allcores import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description="allcores: get the most out of every CPU core.")
+    parser.add_argument("--version", action="version", version=f"allcores {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the ``allcores`` command; return its exit status."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    args.prog = parser.prog
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The benchmark (``allcores bench``, ``benchmarks/run.py``): it runs end to end, writes
+what it promises, checks every answer, and reads its numbers honestly.
+
+The end-to-end test runs ``--quick`` at the smallest ``--scale`` in a fresh interpreter
+(as a user runs it) with a timeout, so a hang fails the test instead of blocking CI.
+The crossover and reading tests run on synthetic numbers: fast and exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from allcores import bench
+from allcores.bench import crash, kernels, memory, overhead
+from allcores.bench.measure import Section, Timing, same, timed
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+END_TO_END_TIMEOUT_S = 100
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "allcores", "bench", "--quick", "--scale", "0.01",
+               "--repeat", "1", "--workers", "2", "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          timeout=END_TO_END_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reproduce: " in proc.stdout
+    assert "[1/" in proc.stderr  # the progress line
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["sections"]) == set(bench.SECTIONS)
+    assert results["wrong_rows"] == 0
+    machine = results["machine"]
+    assert machine["usable_cores"] >= 1 and "limited by" in machine["usable_cores_derivation"]
+    for library in ("numpy", "cloudpickle", "joblib", "matplotlib", "numba"):
+        assert library in machine["libraries"]
+    ran = 0
+    for name, section in results["sections"].items():
+        assert section["rows"], name
+        for row in section["rows"]:
+            # Every row is correct, or did not run and says why (a peer not installed).
+            assert row["correct"] is True or (row["correct"] is None and row["status"]), \
+                (name, row)
+            ran += row["correct"] is True
+    assert ran >= 40
+
+    kernel_rows = results["sections"]["kernels"]["rows"]
+    assert {row["kernel"] for row in kernel_rows} == {
+        "mandelbrot", "count_primes", "is_prime", "fannkuch", "monte_carlo_pi"}
+    scaled = [row for row in kernel_rows if row["scaled"]]
+    assert scaled and all(row["work_fraction"] < 1 and row["scale_factor"] > 1
+                          for row in scaled)
+    numba_rows = [row for row in kernel_rows if row["method"] == "numba"]
+    assert all(row["correct"] is True or row["status"] == "not installed"
+               for row in numba_rows)
+    assert set(results["sections"]["overhead"]["crossover_s"]) == {
+        tool for tool, _ in overhead.TOOLS[1:]}
+
+    report = (out / "report.md").read_text()
+    for name in bench.SECTIONS:
+        assert f"## {name}" in report
+    assert "## Reading" in report and "Reproduce:" in report
+    assert sorted(results["plots"]) == ["kernels_speedup.png", "mandelbrot.png",
+                                        "overhead.png"]
+    for plot in results["plots"]:
+        data = (out / plot).read_bytes()
+        assert len(data) > 1000 and data.startswith(PNG_SIGNATURE), plot
+        assert f"]({plot})" in report
+
+
+def test_options_are_checked():
+    def parse(*argv):
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        bench.add_arguments(parser)
+        return bench.config_from_args(parser.parse_args(list(argv)), parser)
+
+    config = parse("--only", "crash,kernels", "--repeats", "2", "--workers", "3")
+    assert config.sections == ("kernels", "crash")   # canonical order
+    assert (config.repeat, config.workers, config.quick) == (2, 3, False)
+    assert bench.reproduce_command("allcores bench", config) == (
+        "allcores bench --only kernels,crash --workers 3 --repeat 2 --out bench-results")
+    for bad in (["--only", "kernel"], ["--workers", "0"], ["--repeat", "0"],
+                ["--scale", "5"]):
+        with pytest.raises(SystemExit):
+            parse(*bad)
+
+
+def test_cli_without_a_command_prints_help(capsys):
+    from allcores import cli
+
+    assert cli.main([]) == 2
+    assert "bench" in capsys.readouterr().err
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def test_timed_flags_runs_that_disagree():
+    answers = iter([1, 1, 2, 1])
+    _, result = timed(lambda: next(answers), repeat=3, warmup=1)
+    assert not same(result, 1)
+    timing, result = timed(lambda: 7, repeat=3)
+    assert result == 7 and len(timing.times) == 3
+    assert Timing([1.0, 3.0, 2.0]).scaled(10).median == 20.0
+
+
+# --- crossover and reading, on synthetic numbers -------------------------------------------
+
+COSTS = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+
+
+@pytest.mark.parametrize("speedups, expected", [
+    ([0.1, 0.2, 0.5, 0.9, 1.2, 1.5, 1.8, 1.9, 1.95], 1e-4),
+    ([1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 1.9, 1.9], 1e-6),      # beats serial everywhere
+    ([0.5, 1.2, 0.9, 1.1, 1.3, 1.5, 1.8, 1.9, 1.9], 3e-5),      # a dip: from after it
+    ([0.1, 0.2, 0.5, 0.9, 1.2, 1.5, 1.8, 1.9, 1.0], None),      # loses at the largest cost
+    ([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 1.0, 1.04, 1.05], 1e-2),    # the 5% margin
+    ([0.1, 0.2, 0.5, 0.9, 1.2, None, 1.8, 1.9, 1.9], 1e-3),     # a failed row never beats
+])
+def test_crossover(speedups, expected):
+    assert overhead.crossover(COSTS, speedups) == expected
+    # The order of the input does not matter.
+    assert overhead.crossover(COSTS[::-1], speedups[::-1]) == expected
+
+
+def _overhead_section(speedups_by_tool: dict[str, list[float]]) -> Section:
+    rows = []
+    for tool, speedups in speedups_by_tool.items():
+        for cost, speedup in zip(COSTS, speedups):
+            rows.append({"tool": tool, "label": overhead.LABELS[tool], "cost_s": cost,
+                         "correct": True, "speedup": speedup,
+                         "per_item_s": cost / speedup})
+    crossovers = {tool: overhead.crossover(COSTS, s)
+                  for tool, s in speedups_by_tool.items() if tool != "serial"}
+    return Section("overhead", "?", rows, [],
+                   extra={"crossover_s": crossovers, "workers": 2})
+
+
+def test_overhead_reading_states_measured_crossovers():
+    section = _overhead_section({
+        "serial": [1.0] * 9,
+        "allcores-auto": [0.98, 0.99, 1.3, 1.5, 1.7, 1.8, 1.9, 1.9, 1.95],
+        "mp-map": [0.4, 0.6, 0.8, 1.1, 1.5, 1.7, 1.8, 1.9, 1.9],
+        "mp-imap": [0.02, 0.05, 0.1, 0.3, 0.6, 0.8, 0.95, 1.0, 1.02],
+    })
+    text = " ".join(overhead.reading(section))
+    assert "allcores.map, auto at 10 us" in text
+    assert "multiprocessing.Pool.map, default chunks at 30 us" in text
+    assert "multiprocessing.Pool.imap, chunksize 1 (tutorial) never (up to 10 ms)" in text
+    assert "takes 50 us per item: 50x as long as serial" in text
+    assert "best speedup is 1.95x (allcores.map, auto)" in text
+    assert "auto was never more than 10% slower than serial (worst: 0.98x at 1 us" in text
+    section = _overhead_section({"serial": [1.0] * 9, "allcores-auto": [1.2] * 9})
+    assert "auto was never slower than serial (its smallest speedup: 1.20x, at 1 us" in \
+        " ".join(overhead.reading(section))
+
+
+def test_overhead_reading_flags_auto_slower_than_serial():
+    section = _overhead_section({
+        "serial": [1.0] * 9,
+        "allcores-auto": [1.0, 1.0, 0.7, 1.5, 1.7, 1.8, 1.9, 1.9, 1.95],
+    })
+    text = " ".join(overhead.reading(section))
+    assert "allcores auto measured slower than serial at 10 us per item (0.70x)" in text
+    assert "allcores.map, auto at 30 us" in text
+
+
+def _kernel_row(kernel, method, seconds, **extra):
+    label = next(label for m, label, _, _ in kernels.METHODS if m == method)
+    impl = next(impl for m, _, impl, _ in kernels.METHODS if m == method)
+    return {"kernel": kernel, "method": method, "label": label, "impl": impl,
+            "correct": True, "median_s": seconds, "scaled": method.startswith("pure"),
+            "workers": 1 if method.endswith("serial") else 2, **extra}
+
+
+def test_kernel_reading_on_synthetic_numbers():
+    rows = []
+    for kernel, pure, native, threads in (("mandelbrot", 40.0, 1.0, 0.5),
+                                          ("fannkuch", 30.0, 1.0, 0.6)):
+        rows += [_kernel_row(kernel, "pure-serial", pure),
+                 _kernel_row(kernel, "native-serial", native),
+                 _kernel_row(kernel, "native-allcores-thread", threads)]
+    rows.append({**_kernel_row("fannkuch", "numba", None), "correct": None,
+                 "status": "not installed"})
+    section = Section("kernels", "?", rows, [], extra={"workers": 2,
+                                                       "numba": "not installed"})
+    kernels._add_speedups([r for r in rows if r["kernel"] == "mandelbrot"], 2)
+    kernels._add_speedups([r for r in rows if r["kernel"] == "fannkuch"], 2)
+    text = " ".join(kernels.reading(section))
+    assert "native is 30x (fannkuch) to 40x (mandelbrot) faster than pure Python" in text
+    assert "allcores threads: mandelbrot 2.00x, fannkuch 1.67x" in text
+    assert "mandelbrot: native, allcores threads" in text
+    assert "numba rows did not run: not installed" in text
+
+
+def test_memory_and_crash_readings():
+    section = Section("memory", "?", [
+        {"tool": "multiprocessing", "correct": True, "growth_mib": 200.0, "items": 10**7},
+        {"tool": "allcores", "correct": True, "growth_mib": 2.0, "items": 10**7}], [])
+    assert memory.reading(section) == [
+        "Streaming 10,000,000 items: allcores grew by 2.0 MiB, multiprocessing.Pool.imap "
+        "by 200.0 MiB (100x as much)."]
+    section = Section("crash", "?", [
+        {"label": "allcores", "outcome": "completed", "after_kill_s": 0.25, "correct": True,
+         "results": "all correct"},
+        {"label": "mp", "outcome": "hangs (no result 10 s after the kill)", "correct": True},
+    ], [])
+    assert crash.reading(section) == [
+        "allcores: completed 0.25 s after the kill; results: all correct.",
+        "mp: hangs (no result 10 s after the kill)."]
+
+
+def test_benchmarks_script_is_a_thin_wrapper():
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "run.py")
+    proc = subprocess.run([sys.executable, script, "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--quick", "--only", "--workers", "--repeat", "--out"):
+        assert option in proc.stdout
+
+
+@pytest.mark.slow
+def test_checkout_script_adds_plain_c_rows(tmp_path):
+    """``benchmarks/run.py`` (a source checkout) also times the plain-C reference kernels,
+    where a C compiler exists; without one, the rows say why they did not run."""
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "run.py")
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, script, "--only", "kernels", "--scale", "0.01",
+                           "--repeat", "1", "--workers", "2", "--no-plots", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          timeout=END_TO_END_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    rows = [row for row in results["sections"]["kernels"]["rows"]
+            if row["method"] == "c-serial"]
+    assert len(rows) == 5
+    assert all(row["correct"] is True for row in rows) or all(
+        row["correct"] is None and "C" in row["status"] for row in rows)
+    assert results["plots"] == [] and not list(out.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_a_hung_multiprocessing_terminate_is_bounded():
+    """multiprocessing.Pool.terminate() hangs when a worker died holding the task queue's
+    read lock; the crash section then kills the workers itself and carries on."""
+    import multiprocessing
+    import signal
+    import time
+
+    pool = multiprocessing.get_context("fork").Pool(2)
+    try:
+        pool.map(abs, range(4))
+        time.sleep(0.2)   # both workers idle: one of them waits for a task holding the lock
+        for process in pool._pool:
+            os.kill(process.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        start = time.perf_counter()
+        stopped = crash._terminate(pool, timeout=2.0)
+        assert time.perf_counter() - start < 10
+        # Whether or not terminate() hung (it depends on timing), no worker is left.
+        assert stopped in (True, False)
+        assert all(p.exitcode is not None for p in pool._pool)
+    finally:
+        for process in pool._pool:
+            if process.exitcode is None:
+                process.kill()
