@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -97,11 +98,26 @@ def _load_function(task: msg.RunChunk, functions: FunctionCache):
     return fn
 
 
-def _exit_when_caller_dies(lifeline) -> None:
+def _exit_when_caller_dies(lifeline, caller_pid: int) -> None:
+    # Where the kernel offers a pidfd, watch the caller's process itself: the lifeline's
+    # write end is inherited by any child the caller forks later (a multiprocessing.Pool
+    # with the fork start method, say), and keeps the pipe open while such a child lives.
+    caller = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            caller = os.pidfd_open(caller_pid)
+        except ProcessLookupError:
+            os._exit(1)  # the caller is already gone
+        except OSError:
+            caller = None  # an older kernel: the lifeline alone will do
+
     def watch() -> None:
         try:
-            lifeline.recv_bytes()  # nothing is ever sent: this returns only at EOF
-        except (EOFError, OSError):
+            if caller is not None:
+                select.select([lifeline, caller], [], [])  # readable: EOF, or exited
+            else:
+                lifeline.recv_bytes()  # nothing is ever sent: this returns only at EOF
+        except (EOFError, OSError, ValueError):
             pass
         os._exit(1)
 
@@ -125,10 +141,10 @@ def _run_chunk(task: msg.RunChunk, functions: FunctionCache):
         return msg.ChunkFailed(task.chunk_id, None, "pickling the results", pack_exception(exc))
 
 
-def worker_main(conn, lifeline, init_payload: bytes | None) -> None:
+def worker_main(conn, lifeline, caller_pid: int, init_payload: bytes | None) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_when_caller_dies(lifeline)
+    _exit_when_caller_dies(lifeline, caller_pid)
     _die_with_parent()
     if init_payload is not None:
         try:

@@ -291,7 +291,8 @@ class ProcessBackend(Backend):
     def _start_worker(self) -> None:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=worker_main, args=(child_conn, self._lifeline_reader, self._init_payload),
+            target=worker_main,
+            args=(child_conn, self._lifeline_reader, os.getpid(), self._init_payload),
             name=WORKER_PROCESS_NAME, daemon=False,
         )
         process.start()

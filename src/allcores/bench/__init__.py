@@ -18,8 +18,8 @@ The run writes ``results.json``, ``report.md`` and PNG plots into ``--out``.
 
 Usage::
 
-    allcores bench --quick                  # small sizes: about two minutes on 2 cores
-    allcores bench                          # full sizes: under 15 minutes on 2 cores
+    allcores bench --quick                  # small sizes: 1.5 minutes on 2 cores
+    allcores bench                          # full sizes: 8 minutes on 2 cores
     allcores bench --only kernels,overhead --workers 4 --repeat 5 --out results/
     python benchmarks/run.py --quick        # the same, from a source checkout
 """
