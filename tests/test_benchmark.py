@@ -267,10 +267,9 @@ def test_a_hung_multiprocessing_terminate_is_bounded():
             os.kill(process.pid, signal.SIGKILL)
         time.sleep(0.5)
         start = time.perf_counter()
-        stopped = crash._terminate(pool, timeout=2.0)
+        crash._terminate(pool, timeout=2.0)
         assert time.perf_counter() - start < 10
         # Whether or not terminate() hung (it depends on timing), no worker is left.
-        assert stopped in (True, False)
         assert all(p.exitcode is not None for p in pool._pool)
     finally:
         for process in pool._pool:
