@@ -30,7 +30,7 @@ from allcores import _validate as check
 from allcores._execute import ChunkError, ItemError, run_items
 from allcores.backends import BACKENDS
 from allcores.cpu import cpu_count
-from allcores.dispatch import SLICEABLE, TARGET_CHUNK_S, known_length
+from allcores.dispatch import SLICEABLE, ChunkSizer, known_length
 
 BACKEND_ENV = "ALLCORES_BACKEND"
 # Sample items in the caller until this much time or this many items: enough to time
@@ -191,24 +191,24 @@ def _take_sample(fn: Callable, iterator: Iterator) -> _Sample:
     return _Sample(items, results, spent, exhausted=False)
 
 
-def _transfer_seconds_per_item(sample: _Sample) -> tuple[float, float]:
-    """Seconds per item spent (in the caller, in a worker) moving items and results
-    through pickle: the caller pickles items and unpickles results, a worker the reverse."""
+def _transfer_seconds_per_item(sample: _Sample) -> float:
+    """Seconds per item spent moving an item and its result through pickle, on each side:
+    the caller pickles items and unpickles results, a worker the reverse, so both sides
+    pay one dumps and one loads of each."""
     if not sample.items:
-        return 0.0, 0.0
+        return 0.0
     start = time.perf_counter()
     try:
         items_payload = pickle.dumps(sample.items, pickle.HIGHEST_PROTOCOL)
         results_payload = pickle.dumps(sample.results, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        # Not plain-picklable (cloudpickle will cope, more slowly): assume 10 us each.
-        return 10e-6, 10e-6
+        # Not plain-picklable (cloudpickle will cope, more slowly): assume 10 us.
+        return 10e-6
     dumped = time.perf_counter()
     pickle.loads(items_payload)
     pickle.loads(results_payload)
     loaded = time.perf_counter() - dumped
-    per_item = ((dumped - start) + loaded) / len(sample.items)
-    return per_item, per_item  # each side does one dumps and one loads
+    return ((dumped - start) + loaded) / len(sample.items)
 
 
 def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
@@ -261,9 +261,8 @@ def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
     n = UNKNOWN_LENGTH_ITEMS if rest_known is None else rest_known
     n_text = "an unknown number of" if rest_known is None else f"{rest_known:,}"
     serial_s = n * cost
-    chunk = max(1, int(TARGET_CHUNK_S / max(cost, 1e-9)))
-    if n:
-        chunk = min(chunk, -(-n // (2 * workers)))
+    # The first chunk the dispatcher will cut, seeded with the measured cost.
+    chunk = ChunkSizer(workers, length=n, seconds_per_item=cost).size(0)
     chunks = -(-n // chunk) if n else 0
     usable = min(workers, max(n, 1))
     if gil_free:
@@ -274,10 +273,10 @@ def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
     else:
         backend, chunk_cost = "process", PROCESS_CHUNK_COST_S
         start = 0.0 if has_warm_pool("process", workers) else PROCESS_POOL_START_S
-        caller_per_item, worker_per_item = _transfer_seconds_per_item(sample)
-        caller_s, worker_s = n * caller_per_item, n * (cost + worker_per_item)
-        moving = (f"moving an item and its result costs {caller_per_item * 1e6:.2g} us in "
-                  f"the caller and {worker_per_item * 1e6:.2g} us in a worker, dispatch "
+        transfer = _transfer_seconds_per_item(sample)
+        caller_s, worker_s = n * transfer, n * (cost + transfer)
+        moving = (f"moving an item and its result costs {transfer * 1e6:.2g} us in "
+                  f"the caller and {transfer * 1e6:.2g} us in a worker, dispatch "
                   f"{chunk_cost * 1e6:.0f} us per chunk of {chunk:,}")
     cores = max(1, cpu_count())
     # Workers and the caller share the cores: the busiest of them bounds the run.
