@@ -4,6 +4,9 @@
   over an iterable in chunks, on processes, threads or serially; streaming, bounded,
   and never hanging when a worker dies.
 - ``allcores.cpu_count()``: the CPUs this process may really use.
+- ``insights=True`` on a pool or a call: who ran which chunk when, summed up by
+  ``pool.insights()`` / ``allcores.insights()`` and drawn as a timeline
+  (``allcores.timeline``).
 - ``allcores.kernels``: compute-heavy kernels, compiled (``allcores.native``, GIL-free)
   with pure-Python twins (``allcores.pure``).
 """
@@ -20,11 +23,13 @@ from allcores.errors import (
 )
 from allcores.planner import Plan, nogil, plan
 from allcores.pool import Pool
-from allcores.shortcuts import imap, imap_unordered, map
+from allcores.shortcuts import imap, imap_unordered, insights, map
+from allcores.timeline import Insights
 
 __all__ = [
     "AllcoresError",
     "ChunkTimeoutError",
+    "Insights",
     "Plan",
     "Pool",
     "PoolClosedError",
@@ -34,6 +39,7 @@ __all__ = [
     "cpu_count",
     "imap",
     "imap_unordered",
+    "insights",
     "kernels",
     "map",
     "nogil",

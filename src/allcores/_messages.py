@@ -48,6 +48,8 @@ class ChunkDone(NamedTuple):
     chunk_id: int
     results_payload: bytes       # pickled list of results, one per item
     seconds: float               # how long running the items took
+    started: float               # time.perf_counter() when they started: one clock for
+                                 # every process on a machine (see allcores.insights)
 
 
 class ChunkFailed(NamedTuple):

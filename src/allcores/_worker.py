@@ -136,7 +136,8 @@ def _run_chunk(task: msg.RunChunk, functions: FunctionCache):
         return msg.ChunkFailed(task.chunk_id, failure.position, "running",
                                pack_exception(failure.error))
     try:
-        return msg.ChunkDone(task.chunk_id, dumps(outcome.values), outcome.seconds)
+        return msg.ChunkDone(task.chunk_id, dumps(outcome.values), outcome.seconds,
+                             outcome.started)
     except Exception as exc:
         return msg.ChunkFailed(task.chunk_id, None, "pickling the results", pack_exception(exc))
 

@@ -13,18 +13,24 @@ so that the workers finish together.
 
 When the caller stops early (``break``, ``close()``, an exception), queued chunks are
 cancelled; chunks already running finish in their worker and their results are dropped.
+
+Given a recorder (``insights=True``), it notes for each chunk it hands back when the
+chunk was handed to the backend and when its results were handed on; the backend's
+``ChunkResult`` says where and when the chunk ran (see ``allcores.timeline``).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores._execute import ChunkError
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError
+from allcores.timeline import CallRecorder
 
 # How long a chunk should run. A chunk costs about 0.1 ms to dispatch to a process, so
 # 20 ms keeps that under 1%; longer chunks would make progress jumpy and leave more work
@@ -156,15 +162,25 @@ def run_chunks(
     *,
     ordered: bool,
     star: bool = False,
+    recorder: CallRecorder | None = None,
 ) -> Iterator[tuple[Chunk, list]]:
-    """Yield ``(chunk, results)`` for every chunk, running them on ``backend``."""
+    """Yield ``(chunk, results)`` for every chunk, running them on ``backend``. With a
+    ``recorder``, each chunk handed back is recorded (see ``allcores.timeline``)."""
     prepared = backend.prepare(fn)
     window = max(1, backend.window())
     in_flight: collections.OrderedDict[Future, Chunk] = collections.OrderedDict()
+    handed_over: dict[Future, tuple[float, float]] = {}  # when recording: submitted, queued
 
     def refill() -> None:
-        for chunk in itertools.islice(chunks, window - len(in_flight)):
-            in_flight[backend.submit(prepared, chunk, star)] = chunk
+        while len(in_flight) < window:
+            submitted = time.perf_counter() if recorder is not None else 0.0
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            future = backend.submit(prepared, chunk, star)
+            in_flight[future] = chunk
+            if recorder is not None:
+                handed_over[future] = (submitted, time.perf_counter())
 
     try:
         refill()
@@ -178,6 +194,10 @@ def run_chunks(
                 outcome = _outcome(chunk, future)
                 chunks.sizer.observe(len(chunk.items), outcome.seconds)
                 refill()
+                if recorder is not None:
+                    recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
+                                 *handed_over.pop(future), outcome.started,
+                                 outcome.started + outcome.seconds, time.perf_counter())
                 yield chunk, outcome.values
     finally:
         for future in in_flight:

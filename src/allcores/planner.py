@@ -126,6 +126,8 @@ class Plan:
     _fn: Callable | None = dataclasses.field(default=None, repr=False)
     _first_item: int = dataclasses.field(default=0, repr=False)  # input index of _rest[0]
     _total: int | None = dataclasses.field(default=None, repr=False)  # items in the input
+    # When the sample ran in the caller (perf_counter start, end), for allcores.insights.
+    _sample_span: tuple[float, float] | None = dataclasses.field(default=None, repr=False)
 
     def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[Any]:
         """Run the plan lazily: the sampled results first, then the rest of the input."""
@@ -163,6 +165,7 @@ class _Sample:
     results: list
     seconds: float
     exhausted: bool  # the sample read the whole input
+    span: tuple[float, float] | None = None  # perf_counter when it started and ended
 
     @property
     def seconds_per_item(self) -> float:
@@ -175,10 +178,11 @@ def _take_sample(fn: Callable, iterator: Iterator) -> _Sample:
     results: list = []
     spent = 0.0
     batch = 1
+    started = time.perf_counter()
     while spent < SAMPLE_SECONDS and len(items) < SAMPLE_MAX_ITEMS:
         batch_items = list(itertools.islice(iterator, min(batch, SAMPLE_MAX_ITEMS - len(items))))
         if not batch_items:
-            return _Sample(items, results, spent, exhausted=True)
+            return _Sample(items, results, spent, True, (started, time.perf_counter()))
         try:
             outcome = run_items(fn, batch_items, star=False)
         except ItemError as failure:
@@ -188,7 +192,7 @@ def _take_sample(fn: Callable, iterator: Iterator) -> _Sample:
         results += outcome.values
         spent += outcome.seconds
         batch *= 2  # batches, so that timing a 0.1 us item does not cost 1000 timer calls
-    return _Sample(items, results, spent, exhausted=False)
+    return _Sample(items, results, spent, False, (started, time.perf_counter()))
 
 
 def _transfer_seconds_per_item(sample: _Sample) -> float:
@@ -250,7 +254,7 @@ def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
     # as slices from _first_item on), anything else as the iterator the sample read.
     rest = iterable if type(iterable) in SLICEABLE else iterator
     common = dict(sampled_results=sample.results, _rest=rest, _length=rest_known, _fn=fn,
-                  _first_item=len(sample.items), _total=length)
+                  _first_item=len(sample.items), _total=length, _sample_span=sample.span)
 
     if override is not None:
         return Plan(override, 1 if override == "serial" else workers, 1, 1.0,

@@ -24,6 +24,7 @@ from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
 from allcores.dispatch import ChunkSizer, ChunkSource, known_length, run_chunks
 from allcores.errors import PoolClosedError
+from allcores.timeline import CallRecorder, Insights, Recorder
 
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
@@ -84,6 +85,9 @@ class Pool:
         Dask only: a scheduler address (default ``ALLCORES_DASK_ADDRESS``) or an existing
         ``distributed.Client``; with neither, a local cluster of ``workers``
         single-threaded processes on 127.0.0.1 is started and closed with the pool.
+    insights : bool
+        Record which worker ran each chunk of every map, and when (off by default);
+        :meth:`insights` sums it up and draws the timeline. See ``allcores.timeline``.
 
     Leaving a ``with`` block waits for submitted work, then stops the workers; if the
     block is left by an exception (Ctrl-C included), the workers are stopped at once.
@@ -101,6 +105,7 @@ class Pool:
         timeout: float | None = None,
         address: str | None = None,
         client: Any = None,
+        insights: bool = False,
     ):
         backend_class = validate_backend_name(backend)
         workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
@@ -130,12 +135,15 @@ class Pool:
                 f"initargs: expected an iterable of arguments, got: {type(initargs).__name__}"
             ) from None
 
+        if not isinstance(insights, bool):
+            raise TypeError(f"insights: expected True or False, got: {insights!r}")
         if (address is not None or client is not None) and backend != "dask":
             raise ValueError("address and client: only for backend='dask', "
                              f"got backend={backend!r}")
 
         self._lock = threading.Lock()
         self._closed = False  # under _lock
+        self._recorder = Recorder() if insights else None
         # Options a backend has no use for (e.g. retries for threads) are not passed.
         wanted = set(backend_class.option_names)
         options = dict(start_method=start_method, initializer=initializer,
@@ -157,6 +165,20 @@ class Pool:
     @property
     def backend(self) -> str:
         return self._backend.name
+
+    def insights(self, *, reset: bool = False) -> Insights:
+        """A summary of every chunk the pool's maps handed back so far (or since the
+        last ``reset=True``): wall time, per-worker busy and idle time, chunk sizes,
+        dispatch vs the function, the slowest chunks; ``.plot(path)`` draws the
+        timeline. ``reset=True`` starts a fresh recording after this summary.
+
+        A map being consumed counts the chunks handed back until now. Needs
+        ``Pool(insights=True)``."""
+        if self._recorder is None:
+            raise ValueError("this pool records nothing: create it with "
+                             "Pool(..., insights=True)")
+        return Insights(self._recorder.records(reset=reset), workers=self.workers,
+                        backend=self.backend)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -219,11 +241,12 @@ class Pool:
     def _chunk_results(self, fn, iterable, chunksize, *, ordered: bool, star: bool = False,
                        progress: bool = False, seconds_per_item: float | None = None,
                        length: int | None = None, first_item: int = 0,
-                       bar=None) -> Iterator[list]:
+                       bar=None, recorder: CallRecorder | None = None) -> Iterator[list]:
         """The results of each chunk, as a list per chunk. Arguments are checked now,
         at the call, not at the first ``next()``. ``chunksize=None`` adapts chunk sizes
         to the measured cost of items (``seconds_per_item`` seeds the measure);
-        ``length`` and ``first_item`` describe an input that is the rest of another."""
+        ``length`` and ``first_item`` describe an input that is the rest of another.
+        Chunks are recorded into ``recorder``, else the pool's recorder (if it has one)."""
         check_map_arguments(fn, iterable, chunksize)
         self._ensure_open()
         if length is None:
@@ -232,12 +255,15 @@ class Pool:
                            seconds_per_item=seconds_per_item)
         if progress and bar is None:
             bar = progress_bar(length)
-        return self._run(fn, ChunkSource(iterable, sizer, first_item), ordered, star, bar)
+        if recorder is None and self._recorder is not None:
+            recorder = self._recorder.start_call()
+        return self._run(fn, ChunkSource(iterable, sizer, first_item), ordered, star, bar,
+                         recorder)
 
-    def _run(self, fn, chunks, ordered, star, bar) -> Iterator[list]:
+    def _run(self, fn, chunks, ordered, star, bar, recorder) -> Iterator[list]:
         try:
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
-                                             star=star):
+                                             star=star, recorder=recorder):
                 if bar is not None:
                     bar.update(len(chunk.items))
                 yield results

@@ -6,16 +6,21 @@ on threads or on processes, whichever is predicted fastest. Each (backend, worke
 gets one pool, created on first use and kept for the next call, so only the first call
 pays for starting workers. The pools are shut down at interpreter exit. A pool stopped
 by Ctrl-C is replaced by a fresh one on the next call.
+
+``insights=True`` records the call's chunks (the planner's sample included, as a chunk
+the caller ran); :func:`insights` sums up the latest such call from the same thread.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _validate as check
 from allcores.backends import running_in_worker, validate_backend_name
 from allcores.cpu import cpu_count
+from allcores.timeline import CallRecorder, Insights, Recorder
 from allcores.planner import Plan, backend_override, plan
 from allcores.pool import (
     Pool,
@@ -29,6 +34,8 @@ AUTO = "auto"
 
 _lock = threading.Lock()
 _default_pools: dict[tuple[str, int], Pool] = {}  # under _lock
+# This thread's latest call with insights=True: .recording = (Recorder, workers, backend).
+_latest = threading.local()
 
 
 def default_pool(backend: str = "process", workers: int | None = None) -> Pool:
@@ -49,27 +56,54 @@ def has_warm_pool(backend: str, workers: int) -> bool:
         return pool is not None and not pool.closed
 
 
+def insights() -> Insights:
+    """The summary of this thread's latest ``map`` / ``imap`` / ``imap_unordered`` call
+    made with ``insights=True``: its chunks so far, where and when each ran. See
+    :meth:`allcores.Pool.insights`."""
+    recording = getattr(_latest, "recording", None)
+    if recording is None:
+        raise ValueError("no call with insights=True was made from this thread: "
+                         "e.g. allcores.map(fn, items, insights=True)")
+    recorder, workers, backend = recording
+    return Insights(recorder.records(), workers=workers, backend=backend)
+
+
+def _start_recording(workers: int, backend: str) -> CallRecorder:
+    recorder = Recorder()
+    _latest.recording = (recorder, workers, backend)
+    return recorder.start_call()
+
+
+def _record_sample(chosen: Plan, recorder: CallRecorder | None) -> None:
+    if recorder is not None and chosen._sample_span is not None and chosen.sampled_results:
+        recorder.add_in_caller(0, len(chosen.sampled_results), *chosen._sample_span)
+
+
 def stream_with_plan(chosen: Plan, *, ordered: bool = True, progress: bool = False,
-                     chunksize: int | None = None) -> Iterator[list]:
+                     chunksize: int | None = None,
+                     recorder: CallRecorder | None = None) -> Iterator[list]:
     """The chunk results of a planned call: the sampled results, then the rest."""
     bar = progress_bar(chosen._total) if progress else None
     if bar is not None:
         bar.update(len(chosen.sampled_results))
     pool = default_pool(chosen.backend, chosen.workers)
+    _record_sample(chosen, recorder)
     rest = pool._chunk_results(
         chosen._fn, chosen._rest, chunksize, ordered=ordered,
         seconds_per_item=chosen.seconds_per_item, length=chosen._length,
-        first_item=chosen._first_item, bar=bar)
+        first_item=chosen._first_item, bar=bar, recorder=recorder)
     if chosen.sampled_results:
         yield list(chosen.sampled_results)  # a copy: consumers may extend what they get
     yield from rest
 
 
 def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
-                   eager=False):
+                   insights=False, eager=False):
     """Validate everything now (at the call), then stream chunk results. ``eager``: the
     caller wants every result at once (``map``), nothing is gained by streaming."""
     check_map_arguments(fn, iterable, chunksize)
+    if not isinstance(insights, bool):
+        raise TypeError(f"insights: expected True or False, got: {insights!r}")
     if backend != AUTO:
         validate_backend_name(backend)
     if workers is not None:
@@ -80,16 +114,32 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
         backend = backend_override() or AUTO
     if backend == AUTO:
         chosen = plan(fn, iterable, workers=workers)
+        recorder = _start_recording(chosen.workers, chosen.backend) if insights else None
         if eager and chosen.backend == "serial" and not progress:
-            return iter([chosen.map()])
-        return stream_with_plan(chosen, ordered=ordered, progress=progress, chunksize=chunksize)
+            return iter([_map_serially(chosen, recorder)])
+        return stream_with_plan(chosen, ordered=ordered, progress=progress,
+                                chunksize=chunksize, recorder=recorder)
     pool = default_pool(backend, workers)
-    return pool._chunk_results(fn, iterable, chunksize, ordered=ordered, progress=progress)
+    recorder = _start_recording(pool.workers, pool.backend) if insights else None
+    return pool._chunk_results(fn, iterable, chunksize, ordered=ordered, progress=progress,
+                               recorder=recorder)
+
+
+def _map_serially(chosen: Plan, recorder: CallRecorder | None) -> list:
+    if recorder is None:
+        return chosen.map()
+    _record_sample(chosen, recorder)
+    started = time.perf_counter()
+    results = chosen.map()
+    rest = len(results) - len(chosen.sampled_results)
+    if rest:
+        recorder.add_in_caller(chosen._first_item, rest, started, time.perf_counter())
+    return results
 
 
 def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
          backend: str = AUTO, chunksize: int | None = None,
-         progress: bool = False) -> Iterator[Any]:
+         progress: bool = False, insights: bool = False) -> Iterator[Any]:
     """Lazily yield ``fn(item)`` for each item, in order.
 
     Parameters
@@ -105,22 +155,27 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
         Items per chunk; default: adapted to the measured cost of items.
     progress : bool
         Show a tqdm progress bar on stderr.
+    insights : bool
+        Record where and when each chunk ran; :func:`allcores.insights` then returns
+        the summary (and ``.plot(path)`` the timeline). See ``allcores.timeline``.
     """
-    return flatten_results(
-        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=True))
+    return flatten_results(_chunk_results(fn, iterable, workers, backend, chunksize,
+                                          progress, ordered=True, insights=insights))
 
 
 def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
                    workers: int | None = None, backend: str = AUTO,
-                   chunksize: int | None = None, progress: bool = False) -> Iterator[Any]:
+                   chunksize: int | None = None, progress: bool = False,
+                   insights: bool = False) -> Iterator[Any]:
     """Like :func:`imap`, but yield results as their chunks finish."""
-    return flatten_results(
-        _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered=False))
+    return flatten_results(_chunk_results(fn, iterable, workers, backend, chunksize,
+                                          progress, ordered=False, insights=insights))
 
 
 def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
         backend: str = AUTO, chunksize: int | None = None,
-        progress: bool = False) -> list:
+        progress: bool = False, insights: bool = False) -> list:
     """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
     return concatenate_results(_chunk_results(fn, iterable, workers, backend, chunksize,
-                                              progress, ordered=True, eager=True))
+                                              progress, ordered=True, insights=insights,
+                                              eager=True))

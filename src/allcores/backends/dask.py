@@ -158,6 +158,9 @@ class ChunkDone(NamedTuple):
 
     results_payload: bytes  # the pickled list of results, one per item
     seconds: float          # how long running the items took on the worker
+    started_at: float       # when they started, as time.time() on the worker: the one
+                            # clock that machines share (through NTP)
+    worker: str             # the worker's address (and thread, if it runs several)
 
 
 class ChunkFailed(Exception):
@@ -193,6 +196,18 @@ _functions = FunctionCache()
 _functions_lock = threading.Lock()
 
 
+def _lane() -> str:
+    """This task's place in the cluster, for the timeline: the worker's address, and
+    the thread when the worker runs tasks on several."""
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return f"process {os.getpid()}"
+    if getattr(worker.state, "nthreads", 1) > 1:
+        return f"{worker.address} {threading.current_thread().name}"
+    return worker.address
+
+
 def _this_worker() -> str:
     try:
         return f"dask worker {distributed.get_worker().address}"
@@ -219,8 +234,9 @@ def run_chunk(fn_id: bytes, fn_payload: bytes, items_payload: bytes, star: bool)
         items = pickle.loads(items_payload)
         stage = "running"
         outcome = run_items(fn, items, star)
+        started_at = time.time() - (time.perf_counter() - outcome.started)
         stage = "pickling the results"
-        return ChunkDone(dumps(outcome.values), outcome.seconds)
+        return ChunkDone(dumps(outcome.values), outcome.seconds, started_at, _lane())
     except ItemError as item_failure:
         failure = ChunkFailed(item_failure.position, stage,
                               pack_exception(item_failure.error), _this_worker())
@@ -516,7 +532,9 @@ def _fetch_results(done) -> ChunkResult | ChunkError:
         values = pickle.loads(reply.results_payload)
     except Exception as exc:
         return ChunkError(_detached(exc), None, "unpickling the results", "in the caller")
-    return ChunkResult(values, reply.seconds)
+    # Back to the caller's perf_counter clock, through the wall clock both sides share.
+    started = reply.started_at - (time.time() - time.perf_counter())
+    return ChunkResult(values, reply.seconds, started, reply.worker)
 
 
 def _chunk_failure(done, first_item: int, stop_item: int) -> BaseException:

@@ -360,7 +360,8 @@ class ProcessBackend(Backend):
             if isinstance(reply, msg.ChunkDone):
                 try:
                     values = pickle.loads(reply.results_payload)
-                    job.future.set_result(ChunkResult(values, reply.seconds))
+                    job.future.set_result(ChunkResult(values, reply.seconds, reply.started,
+                                                      f"process {handle.process.pid}"))
                 except Exception as exc:
                     job.future.set_exception(
                         ChunkError(exc, None, "unpickling the results", "in the caller"))

@@ -1,0 +1,271 @@
+"""Who ran what, and when: a record of every chunk of a map, and its summary.
+
+``Pool(insights=True)`` (or ``insights=True`` on ``allcores.map`` / ``imap`` /
+``imap_unordered``) makes the dispatcher keep one :class:`ChunkRecord` per chunk it
+hands back: the worker that ran it, when the caller handed it over, when it started and
+ended on its worker, how many items it held, and when the caller received its results.
+:class:`Insights` sums the records up (wall time, per-worker busy and idle time, chunk
+sizes, dispatch vs the function, the slowest chunks) and draws them as a timeline
+(:meth:`Insights.plot`).
+
+One clock: every time is the caller's ``time.perf_counter()``. Workers in other
+processes read the same clock: on Linux, macOS and Windows ``perf_counter`` is a
+system-wide monotonic clock (``CLOCK_MONOTONIC``, ``mach_absolute_time``,
+``QueryPerformanceCounter``). Dask workers may be other machines: they report wall-clock
+time (``time.time()``), which the caller converts, so their bars are as exact as the
+machines' clocks agree (NTP: about a millisecond).
+
+Cost: each chunk carries its start time and worker whether recording or not (a float
+and a short string next to the chunk's items); recording adds two clock reads and one
+list append per chunk in the caller. The benchmark measures both (``allcores bench
+--only timeline``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import statistics
+import threading
+from typing import NamedTuple
+
+__all__ = ["CallRecorder", "ChunkRecord", "Insights", "Recorder", "WorkerStats"]
+
+# How many of the slowest chunks a summary lists.
+SLOWEST_SHOWN = 5
+
+
+class ChunkRecord(NamedTuple):
+    """One chunk of a map, as the caller saw it. Times are ``time.perf_counter()``
+    seconds on the caller's clock."""
+
+    call: int          # which recorded map call (0, 1, ...): items are numbered per call
+    first_item: int    # input index of the chunk's first item
+    items: int         # how many items it held
+    worker: str        # where it ran: "process 1234", "allcores-worker_0", "caller", ...
+    submitted: float   # the caller started handing it to the backend
+    queued: float      # ... and was done (items cut, pickled, queued)
+    started: float     # its worker started running the function on it
+    ended: float       # ... and finished
+    received: float    # the caller got its results (a reorder buffer may hold them)
+
+    @property
+    def stop_item(self) -> int:
+        return self.first_item + self.items
+
+    @property
+    def seconds(self) -> float:
+        """Time spent in the function."""
+        return self.ended - self.started
+
+
+class Recorder:
+    """Collects the records of one pool (or one module-level call), from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[ChunkRecord] = []      # under _lock
+        self._calls = itertools.count()            # under _lock
+
+    def start_call(self) -> CallRecorder:
+        """Where one map call records its chunks: under a number of its own, so that
+        its items are told from another call's."""
+        with self._lock:
+            return CallRecorder(self, next(self._calls))
+
+    def add(self, record: ChunkRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def records(self, *, reset: bool = False) -> list[ChunkRecord]:
+        with self._lock:
+            records = list(self._records)
+            if reset:
+                self._records.clear()
+        return records
+
+
+class CallRecorder:
+    """Records the chunks of one map call into a :class:`Recorder`."""
+
+    __slots__ = ("recorder", "call")
+
+    def __init__(self, recorder: Recorder, call: int):
+        self.recorder = recorder
+        self.call = call
+
+    def add(self, first_item: int, items: int, worker: str, submitted: float, queued: float,
+            started: float, ended: float, received: float) -> None:
+        self.recorder.add(ChunkRecord(self.call, first_item, items, worker, submitted, queued,
+                                      started, ended, received))
+
+    def add_in_caller(self, first_item: int, items: int, started: float,
+                      ended: float) -> None:
+        """Items the caller ran itself, with nothing to hand over or receive."""
+        self.add(first_item, items, "caller", started, started, started, ended, ended)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStats:
+    """One worker's share of the recorded time span."""
+
+    worker: str
+    chunks: int
+    items: int
+    busy_s: float      # in the function
+    before_s: float    # idle from the span's start to its first chunk (start-up, dispatch)
+    between_s: float   # idle between its chunks (dispatch gaps, or nothing left to run)
+    after_s: float     # idle from its last chunk to the span's end (imbalance, stragglers)
+    utilisation: float  # busy / wall
+
+    @property
+    def idle_s(self) -> float:
+        return self.before_s + self.between_s + self.after_s
+
+
+class Insights:
+    """A summary of recorded chunks (what ``pool.insights()`` returns).
+
+    Attributes
+    ----------
+    records : tuple of ChunkRecord
+        Every recorded chunk, in the order the caller received them.
+    workers : int
+        The pool's size (the span's capacity is ``workers x wall_s``).
+    backend : str
+    start, end : float
+        The span: from the first chunk handed to the backend to the last one received
+        (``time.perf_counter()`` seconds).
+    wall_s : float
+        ``end - start``.
+    busy_s : float
+        Time spent in the function, summed over chunks.
+    dispatch_s : float
+        Time the caller spent handing chunks over (cutting, pickling, queueing).
+    utilisation : float
+        ``busy_s / (workers x wall_s)``: 1.0 means no worker was ever idle.
+    per_worker : tuple of WorkerStats
+        One entry per worker that ran a chunk, in order of its first chunk.
+    """
+
+    def __init__(self, records: list[ChunkRecord], *, workers: int, backend: str):
+        self.records = tuple(records)
+        self.workers = workers
+        self.backend = backend
+        if records:
+            self.start = min(r.submitted for r in records)
+            self.end = max(r.received for r in records)
+        else:
+            self.start = self.end = 0.0
+        self.wall_s = self.end - self.start
+        self.busy_s = sum(r.seconds for r in records)
+        self.dispatch_s = sum(r.queued - r.submitted for r in records)
+        capacity = workers * self.wall_s
+        self.utilisation = self.busy_s / capacity if capacity > 0 else 0.0
+        self.per_worker = tuple(self._worker_stats(lane) for lane in self.lanes())
+
+    # --- derived figures --------------------------------------------------------------
+
+    @property
+    def chunks(self) -> int:
+        return len(self.records)
+
+    @property
+    def items(self) -> int:
+        return sum(r.items for r in self.records)
+
+    def lanes(self) -> list[str]:
+        """The workers that ran chunks, in order of their first chunk's start."""
+        first_start: dict[str, float] = {}
+        for r in self.records:
+            first_start[r.worker] = min(first_start.get(r.worker, r.started), r.started)
+        return sorted(first_start, key=first_start.__getitem__)
+
+    def chunk_sizes(self) -> tuple[int, int, int]:
+        """Smallest, median and largest chunk, in items."""
+        if not self.records:
+            return (0, 0, 0)
+        sizes = sorted(r.items for r in self.records)
+        return sizes[0], int(statistics.median(sizes)), sizes[-1]
+
+    def slowest(self, n: int = SLOWEST_SHOWN) -> list[ChunkRecord]:
+        """The ``n`` chunks that spent longest in the function, slowest first."""
+        return sorted(self.records, key=lambda r: r.seconds, reverse=True)[:n]
+
+    def latency(self) -> tuple[float, float]:
+        """Median seconds from queued to started (waiting for a worker, transfer) and
+        from ended to received (transfer back, waiting to be handed on in order)."""
+        if not self.records:
+            return (0.0, 0.0)
+        return (statistics.median(r.started - r.queued for r in self.records),
+                statistics.median(r.received - r.ended for r in self.records))
+
+    def _worker_stats(self, lane: str) -> WorkerStats:
+        mine = sorted((r for r in self.records if r.worker == lane), key=lambda r: r.started)
+        busy = sum(r.seconds for r in mine)
+        # Chunks of one worker never overlap, so the gaps between them are its idle time.
+        between = sum(max(0.0, b.started - a.ended) for a, b in itertools.pairwise(mine))
+        return WorkerStats(
+            worker=lane, chunks=len(mine), items=sum(r.items for r in mine), busy_s=busy,
+            before_s=max(0.0, mine[0].started - self.start),
+            between_s=between,
+            after_s=max(0.0, self.end - mine[-1].ended),
+            utilisation=busy / self.wall_s if self.wall_s > 0 else 0.0)
+
+    # --- output -----------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        if not self.records:
+            return "allcores insights: no chunks recorded"
+        smallest, median, largest = self.chunk_sizes()
+        to_worker, to_caller = self.latency()
+        lines = [
+            f"allcores insights: {self.items:,} items in {self.chunks:,} chunks "
+            f"(sizes {smallest:,}/{median:,}/{largest:,} min/median/max) on "
+            f"{self.workers} {self.backend} worker{'s' if self.workers != 1 else ''}",
+            f"wall {_s(self.wall_s)}; utilisation {self.utilisation:.0%} "
+            f"(in the function {_s(self.busy_s)} of {_s(self.workers * self.wall_s)} "
+            "worker time)",
+            f"dispatch: {_s(self.dispatch_s)} in the caller handing chunks over; median "
+            f"{_s(to_worker)} from queued to started, {_s(to_caller)} from ended to received",
+        ]
+        width = max(len("worker"), *(len(w.worker) for w in self.per_worker))
+        lines.append(f"{'worker':<{width}}  chunks      items       busy   idle before/"
+                     "between/after  utilisation")
+        for w in self.per_worker:
+            idle = f"{_s(w.before_s)} / {_s(w.between_s)} / {_s(w.after_s)}"
+            lines.append(f"{w.worker:<{width}}  {w.chunks:>6,}  {w.items:>9,}  "
+                         f"{_s(w.busy_s):>9}   {idle:<26}  {w.utilisation:>10.0%}")
+        if len(self.per_worker) < self.workers:
+            idle_workers = self.workers - len(self.per_worker)
+            lines.append(f"({idle_workers} worker{'s' if idle_workers != 1 else ''} "
+                         "ran no chunk)")
+        lines.append("slowest chunks:")
+        for r in self.slowest():
+            lines.append(f"  items {r.first_item:,}..{r.stop_item - 1:,} "
+                         f"({r.items:,} item{'s' if r.items != 1 else ''}"
+                         f"{f', call {r.call}' if r.call else ''}): {_s(r.seconds)} "
+                         f"on {r.worker}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<allcores.Insights {self.chunks} chunks on {self.workers} {self.backend} "
+                f"workers, wall {_s(self.wall_s)}, utilisation {self.utilisation:.0%}>")
+
+    def plot(self, path: str, *, title: str | None = None) -> str:
+        """Write a PNG timeline to ``path`` (needs matplotlib: ``pip install
+        'allcores[plot]'``): one lane per worker, one bar per chunk, idle gaps left
+        blank, and the caller's receipt of each chunk marked on a lane of its own.
+        Returns ``path``."""
+        from allcores._timeline_plot import draw_timeline
+
+        return draw_timeline(self, path, title=title)
+
+
+def _s(seconds: float) -> str:
+    """A duration with a unit a person reads at a glance."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} us"
