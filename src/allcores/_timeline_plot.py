@@ -27,14 +27,14 @@ def draw_timeline(insights, path: str, *, title: str | None = None) -> str:
         raise ValueError("no chunks were recorded: nothing to plot")
 
     lanes = insights.lanes()
-    caller_row = len(lanes)  # the caller's lane goes on top
+    caller_row = len(lanes)  # the caller's lane on top, then workers in order of start
     figure = Figure(figsize=(11, 1.6 + 0.45 * (len(lanes) + 1)), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     colours = colormaps[CHUNK_COLOURS]
     edge = "black" if len(insights.records) <= EDGED_CHUNKS_MAX else "none"
     t0 = insights.start
-    row_of = {lane: i for i, lane in enumerate(lanes)}
+    row_of = {lane: len(lanes) - 1 - i for i, lane in enumerate(lanes)}
 
     # One bar per chunk, from its start to its end on its worker; the caller's lane
     # gets a tick where each chunk's results arrived.
@@ -51,7 +51,7 @@ def draw_timeline(insights, path: str, *, title: str | None = None) -> str:
                 colors=[colours(i % colours.N) for i in range(len(insights.records))],
                 linewidth=1.2)
 
-    axes.set_yticks(range(len(lanes) + 1),
+    axes.set_yticks([*(row_of[lane] for lane in lanes), caller_row],
                     [*(_short(lane) for lane in lanes), "caller: received"])
     axes.set_ylim(-0.7, caller_row + 0.7)
     axes.set_xlim(0, max(insights.wall_s, 1e-6) * 1.01)

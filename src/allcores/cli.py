@@ -6,10 +6,13 @@ Subcommands::
         run the benchmark (see ``allcores.bench``) and write its results
     allcores info [--json]
         usable CPUs and how they were counted, start method, build flags, instruction sets
+    allcores demo [--quick] [--workers N] [--out DIR]
+        the tutorial's imap vs imap_unordered on a native kernel, and timelines of three
+        ways to cut work into chunks
 
 Each subcommand is a module-level ``_<name>_command(subparsers)`` that registers its
 parser and sets ``handler``: a function of the parsed arguments that returns the exit
-status. New subcommands (``info``, ``demo``) add one such function to ``COMMANDS``.
+status. A new subcommand adds one such function to ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,17 @@ def _info_command(subparsers) -> None:
     parser.set_defaults(handler=lambda args: info.main(["--json"] if args.json else []))
 
 
-COMMANDS: list[Callable] = [_bench_command, _info_command]
+def _demo_command(subparsers) -> None:
+    from allcores import demo
+
+    parser = subparsers.add_parser(
+        "demo", help="the tutorial replayed with real work, and timelines of the workers",
+        description=demo.__doc__.split("\n\n")[0])
+    demo.add_arguments(parser)
+    parser.set_defaults(handler=demo.run)
+
+
+COMMANDS: list[Callable] = [_bench_command, _info_command, _demo_command]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
