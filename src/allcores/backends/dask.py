@@ -203,7 +203,9 @@ def _lane() -> str:
         worker = distributed.get_worker()
     except ValueError:
         return f"process {os.getpid()}"
-    if getattr(worker.state, "nthreads", 1) > 1:
+    # worker.state.nthreads in current releases, worker.nthreads in older ones
+    nthreads = getattr(getattr(worker, "state", worker), "nthreads", None)
+    if (nthreads or getattr(worker, "nthreads", 1)) > 1:
         return f"{worker.address} {threading.current_thread().name}"
     return worker.address
 
