@@ -300,6 +300,20 @@ def test_the_input_is_not_read_before_the_first_result_is_asked_for(pool):
     results.close()
 
 
+@pytest.mark.parametrize("method", ["imap", "imap_unordered"])
+def test_the_serial_backend_computes_a_chunk_only_when_asked(method):
+    # It runs a chunk inside submit(): submitting the next one before handing this one
+    # back would compute a chunk the caller may never ask for.
+    source = CountedSource()
+    with allcores.Pool(backend="serial") as pool:
+        results = getattr(pool, method)(w.square, source.items(), chunksize=3)
+        assert list(itertools.islice(results, 3)) == [0, 1, 4]
+        assert source.pulled == 3
+        assert next(results) == 9
+        assert source.pulled == 6
+        results.close()
+
+
 def test_slow_head_chunk_holds_the_window(parallel_pool, tmp_path):
     """While the first chunk is held, the others in the window finish, but the pool
     reads no further: finished results wait for the head instead of piling up."""

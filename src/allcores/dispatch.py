@@ -182,6 +182,10 @@ def run_chunks(
             if recorder is not None:
                 handed_over[future] = (submitted, time.perf_counter())
 
+    # A backend that runs chunks inside submit() (serial) gets the next chunk only when
+    # the caller asks for more; others are refilled before a result is handed back, so
+    # that workers stay busy while the caller consumes.
+    submit_ahead = not backend.runs_chunks_in_submit
     try:
         refill()
         while in_flight:
@@ -193,12 +197,18 @@ def run_chunks(
                 chunk = in_flight.pop(future)
                 outcome = _outcome(chunk, future)
                 chunks.sizer.observe(len(chunk.items), outcome.seconds)
-                refill()
+                if submit_ahead:
+                    refill()
                 if recorder is not None:
+                    submitted, queued = handed_over.pop(future)
+                    # A worker may start the chunk before submit() returns (or, serial,
+                    # run it inside submit): it was queued by then.
                     recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
-                                 *handed_over.pop(future), outcome.started,
+                                 submitted, min(queued, outcome.started), outcome.started,
                                  outcome.started + outcome.seconds, time.perf_counter())
                 yield chunk, outcome.values
+            if not submit_ahead:
+                refill()
     finally:
         for future in in_flight:
             future.cancel()

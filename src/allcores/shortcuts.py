@@ -113,8 +113,12 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
     elif backend == AUTO:
         backend = backend_override() or AUTO
     if backend == AUTO:
+        # Recording starts before the plan, so that a call failing in the planner's
+        # sample still replaces the previous call's summary.
+        recorder = _start_recording(workers or cpu_count(), AUTO) if insights else None
         chosen = plan(fn, iterable, workers=workers)
-        recorder = _start_recording(chosen.workers, chosen.backend) if insights else None
+        if recorder is not None:
+            _latest.recording = (recorder.recorder, chosen.workers, chosen.backend)
         if eager and chosen.backend == "serial" and not progress:
             return iter([_map_serially(chosen, recorder)])
         return stream_with_plan(chosen, ordered=ordered, progress=progress,

@@ -31,13 +31,16 @@ class Backend(abc.ABC):
     """Runs chunks on ``workers`` workers.
 
     Capability flags (class attributes) let the pool check options up front:
-    ``runs_in_caller_process`` (no pickling: threads or the caller itself) and
-    ``supports_timeout`` (a running chunk can be stopped from outside).
+    ``runs_in_caller_process`` (no pickling: threads or the caller itself),
+    ``supports_timeout`` (a running chunk can be stopped from outside) and
+    ``runs_chunks_in_submit`` (``submit`` itself runs the chunk: the dispatcher then
+    submits the next chunk only when the caller asks for more).
     """
 
     name: ClassVar[str]
     runs_in_caller_process: ClassVar[bool]
     supports_timeout: ClassVar[bool]
+    runs_chunks_in_submit: ClassVar[bool] = False
     # Keyword arguments the constructor takes besides ``workers`` (Pool passes these).
     option_names: ClassVar[tuple[str, ...]] = ("initializer", "initargs")
 

@@ -14,6 +14,7 @@ class SerialBackend(Backend):
     name = "serial"
     runs_in_caller_process = True
     supports_timeout = False
+    runs_chunks_in_submit = True
 
     def __init__(self, workers: int = 1, *, initializer=None, initargs=()):
         self.workers = 1  # by definition; asking for more is not an error, just moot
