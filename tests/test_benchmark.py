@@ -16,8 +16,8 @@ import sys
 import pytest
 
 from allcores import bench
-from allcores.bench import crash, kernels, memory, overhead
-from allcores.bench.measure import Section, Timing, same, timed
+from allcores.bench import crash, kernels, memory, overhead, plots, timeline
+from allcores.bench.measure import Config, Progress, Section, Timing, same, timed
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 END_TO_END_TIMEOUT_S = 100
@@ -70,8 +70,9 @@ def test_quick_run_end_to_end(tmp_path):
     for name in bench.SECTIONS:
         assert f"## {name}" in report
     assert "## Reading" in report and "Reproduce:" in report
-    assert sorted(results["plots"]) == ["kernels_speedup.png", "mandelbrot.png",
-                                        "overhead.png"]
+    assert sorted(results["plots"]) == sorted(
+        ["kernels_speedup.png", "mandelbrot.png", "overhead.png",
+         *(f"timeline_{strategy}.png" for strategy, _ in timeline.STRATEGIES)])
     for plot in results["plots"]:
         data = (out / plot).read_bytes()
         assert len(data) > 1000 and data.startswith(PNG_SIGNATURE), plot
@@ -220,6 +221,130 @@ def test_memory_and_crash_readings():
     assert crash.reading(section) == [
         "allcores: completed 0.25 s after the kill; results: all correct.",
         "mp: hangs (no result 10 s after the kill)."]
+
+
+# --- timeline ----------------------------------------------------------------------------
+
+
+def test_timeline_chunk_sizes_follow_each_strategy():
+    sizes = {strategy: timeline.chunksize_for(strategy, 600, 2)
+             for strategy, _ in timeline.STRATEGIES}
+    assert sizes == {"chunksize-1": 1, "mp-default": 75, "static": 300, "adaptive": None}
+    # multiprocessing.Pool.map's own rule: divmod(n, 4 * workers), one more if any left.
+    for n, workers in ((601, 2), (7, 4), (1, 8), (1000, 3)):
+        chunksize, extra = divmod(n, 4 * workers)
+        assert timeline.chunksize_for("mp-default", n, workers) == chunksize + bool(extra)
+    with pytest.raises(ValueError, match="strategy"):
+        timeline.chunksize_for("guided", 600, 2)
+
+
+def test_timeline_rounds_alternate_and_drop_a_failing_runner():
+    order = []
+
+    def runner(key):
+        def run():
+            order.append(key)
+            if key == "b" and len(order) > 3:
+                raise RuntimeError("boom")
+            return key
+        return run
+
+    rounds = []
+    measured = timeline.alternating_rounds(
+        {key: runner(key) for key in "abc"}, lambda key, result: result == key, 3,
+        rounds.append, lambda key: None)
+    assert rounds == [0, 1, 2]
+    # Forwards, backwards (b fails there and is not run again), forwards.
+    assert order == ["a", "b", "c", "c", "b", "a", "a", "c"]
+    assert measured["b"] == (None, False, "failed: RuntimeError: boom")
+    assert len(measured["a"][0].times) == 3 and measured["a"][1] is True
+    assert len(measured["c"][0].times) == 3
+
+
+def _strategy_row(strategy, median_s, **figures):
+    return {"kind": "strategy", "strategy": strategy, "label": timeline.LABELS[strategy],
+            "workers": 2, "correct": True, "status": "ok",
+            "time": {"median_s": median_s, "times_s": [median_s]},
+            "speedup": 0.6 / median_s, **figures}
+
+
+def _recording_row(backend, workload, ratios, per_chunk_s=1e-6):
+    return {"kind": "recording", "backend": backend, "workload": workload,
+            "label": workload, "correct": True, "status": "ok", "chunks": 600,
+            "on": {"times_s": [1.0] * len(ratios)},
+            "ratio_median": sorted(ratios)[len(ratios) // 2], "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "per_chunk_s": per_chunk_s}
+
+
+def test_timeline_reading_on_synthetic_numbers():
+    slowest = {"seconds": 0.58, "first_item": 0, "last_item": 299, "items": 300,
+               "worker": "allcores-thread_0"}
+    rows = [
+        {"kind": "serial", "strategy": "serial", "label": "serial loop", "correct": True,
+         "status": "ok", "time": {"median_s": 0.6, "times_s": [0.6]}},
+        _strategy_row("chunksize-1", 0.4, utilisation=0.9, chunks=600,
+                      chunk_sizes=[1, 1, 1]),
+        _strategy_row("mp-default", 0.32, utilisation=0.93, chunks=8,
+                      chunk_sizes=[75, 75, 75]),
+        _strategy_row("static", 0.6, utilisation=0.5, chunks=2, chunk_sizes=[300, 300, 300],
+                      tail_idle_max_s=0.45, wall_recorded_s=0.6, slowest_chunk=slowest),
+        _strategy_row("adaptive", 0.3, utilisation=0.99, chunks=60, chunk_sizes=[1, 9, 32]),
+        _recording_row("process", "identity", [0.98, 1.01, 1.03]),
+        _recording_row("thread", "mandelbrot", [0.99, 1.0, 1.02], per_chunk_s=-2e-6),
+    ]
+    text = timeline.reading(Section("timeline", "?", rows, []))
+    assert text[0] == (
+        "On 2 threads, allcores' adaptive chunks finished first: 300 ms, 2.00x the serial "
+        "loop's speed, utilisation 99%; as long as that took: Pool.map's default chunks "
+        "1.07x, chunksize=1 1.33x, the static split 2.00x.")
+    assert text[1] == (
+        "The static split's straggler: the chunk of rows 0-299 ran 580 ms while a worker "
+        "sat idle for 450 ms at the tail (75% of the map's wall time); utilisation 50%; "
+        "the map took 2.00x as long as with allcores' adaptive chunks.")
+    assert text[2] == (
+        "chunksize=1 handed over 600 chunks and took 1.33x as long as the adaptive chunks "
+        "(60 chunks of 1-32 rows); utilisation 90% vs 99%.")
+    assert text[3] == (
+        "Recording the timeline (insights=True vs False), median on/off ratio over 3 "
+        "rounds: process identity 1.010x (+1 us per chunk), thread mandelbrot 1.000x "
+        "(-2 us per chunk); every pair had rounds on both sides of 1.00x (within the "
+        "noise; rounds from 0.98x to 1.03x).")
+    assert len(text) == 4
+
+    # A cost that every round shows is stated as such; a wrong strategy is named.
+    rows[1] = {**rows[1], "correct": False, "status": "WRONG"}
+    rows[-1] = _recording_row("thread", "mandelbrot", [1.04, 1.05, 1.06])
+    text = " ".join(timeline.reading(Section("timeline", "?", rows, [])))
+    assert "chunksize=1 (the tutorial's Pool.imap): WRONG." in text
+    assert "chunksize=1 handed over" not in text
+    assert "thread mandelbrot slower in every round (+5.0%); 1 pair within the noise" in text
+
+
+def test_timeline_section_in_process(tmp_path):
+    """The section at the smallest size: every row right, its progress steps counted
+    exactly, and each strategy's median run drawn as a PNG timeline."""
+    import io
+
+    config = Config(quick=True, scale=0.01, repeat=1, workers=2)
+    progress = Progress(timeline.steps(config), stream=io.StringIO())
+    section = timeline.run(config, progress)
+    assert progress.done == timeline.steps(config)
+    assert section.wrong == 0 and all(row["correct"] is True for row in section.rows)
+    by = {row["strategy"]: row for row in section.rows if row["kind"] == "strategy"}
+    height = section.extra["image"]["height"]
+    assert by["chunksize-1"]["chunks"] == height
+    assert by["static"]["chunks"] == 2 and by["mp-default"]["chunks"] == 8
+    assert sum(by["static"]["chunk_sizes"][::2]) == height
+    recording = [row for row in section.rows if row["kind"] == "recording"]
+    assert {(r["backend"], r["workload"]) for r in recording} == {
+        (b, w) for b in timeline.RECORDING_BACKENDS for w in timeline.RECORDING_WORKLOADS}
+    assert all(len(r["on"]["times_s"]) == timeline.recording_rounds(config)
+               for r in recording)
+    assert len(section.tables) == 2 and len(section.reading) == 4
+    written = plots.timelines(section, str(tmp_path))
+    assert written == [f"timeline_{strategy}.png" for strategy, _ in timeline.STRATEGIES]
+    for name in written:
+        assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_benchmarks_script_is_a_thin_wrapper():

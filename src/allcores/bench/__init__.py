@@ -9,7 +9,9 @@ Sections (``--only`` picks some):
 - ``overhead``: from what cost per item on each tool beats a serial loop (crossover);
 - ``pool``: dispatch cost vs ``multiprocessing.Pool``, and scaling from 1 to N workers;
 - ``memory``: peak memory while streaming a long generator through ``imap``;
-- ``crash``: what a map does when a worker is ``kill -9``ed.
+- ``crash``: what a map does when a worker is ``kill -9``ed;
+- ``timeline``: how chunking strategies spread uneven work over the workers, seen in
+  recorded timelines (``insights=True``), and what recording costs.
 
 Every row checks its answer against a reference; a wrong answer is reported as WRONG,
 never timed as a win, and makes the run exit with status 1. Times are medians with
@@ -36,7 +38,7 @@ import traceback
 
 __all__ = ["SECTIONS", "add_arguments", "main", "run_benchmark"]
 
-SECTIONS = ("kernels", "overhead", "pool", "memory", "crash")
+SECTIONS = ("kernels", "overhead", "pool", "memory", "crash", "timeline")
 # Minimum --scale: below it sizes stop shrinking usefully (fixed costs dominate).
 MIN_SCALE = 0.01
 

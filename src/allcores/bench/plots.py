@@ -4,7 +4,9 @@
   (log scale) and the parallel speedup over the same implementation's serial run;
 - ``overhead.png``: time per item against the per-item cost for each tool (log-log),
   each tool's crossover marked, and the speedup over serial;
-- ``mandelbrot.png``: the native kernel's image.
+- ``mandelbrot.png``: the native kernel's image;
+- ``timeline_<strategy>.png``: the timeline section's median run of each chunking
+  strategy, one lane per worker (``allcores.Insights.plot``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def draw(sections: dict[str, Section], out_dir: str) -> list[str]:
             written.append(mandelbrot(image, out_dir))
     if "overhead" in sections:
         written.append(overhead(sections["overhead"], out_dir))
+    if "timeline" in sections:
+        written += timelines(sections["timeline"], out_dir)
     return written
 
 
@@ -152,3 +156,14 @@ def mandelbrot(image: np.ndarray, out_dir: str) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return os.path.basename(path)
+
+
+def timelines(section: Section, out_dir: str) -> list[str]:
+    """One PNG per strategy, drawn from the run's recorded chunks by ``Insights.plot``
+    (which raises ImportError without matplotlib, as ``_pyplot`` does)."""
+    written = []
+    for strategy, (insights, title) in section.artifacts.get("timelines", {}).items():
+        path = os.path.join(out_dir, f"timeline_{strategy}.png")
+        insights.plot(path, title=title)
+        written.append(os.path.basename(path))
+    return written

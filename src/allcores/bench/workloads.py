@@ -10,7 +10,7 @@ pickles them by reference, the way a user's own module-level functions travel.
   their choice maps over blocks.
 - ``spin_reporting_pid``: ``spin`` that first records the worker's pid in a folder, so
   that the benchmark can ``kill -9`` a worker of any pool mid-run.
-- ``mandelbrot_row``: one row of an image whose rows differ in cost by 40x (the set
+- ``mandelbrot_row``: one row of an image whose rows differ in cost up to 200x (the set
   sits in its lower half): the workload of the scheduling timelines (``allcores demo``,
   the benchmark's ``timeline`` section).
 """
@@ -53,7 +53,7 @@ def spin_reporting_pid(item: tuple[int, str]) -> int:
     return spin(iterations)
 
 
-# The timelines' image: rows through the main cardioid cost up to 40 times as much as
+# The timelines' image: rows through the main cardioid cost up to 200 times as much as
 # rows above it, and they are all in the lower half, so that splitting the rows in
 # equal halves leaves one worker with most of the work.
 TIMELINE_IMAGE = dict(width=2000, height=600, max_iter=5000, bounds=(-2.0, 0.6, -0.35, 1.25))
