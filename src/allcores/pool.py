@@ -86,7 +86,8 @@ class Pool:
         ``distributed.Client``; with neither, a local cluster of ``workers``
         single-threaded processes on 127.0.0.1 is started and closed with the pool.
     insights : bool
-        Record which worker ran each chunk of every map, and when (off by default);
+        Record which worker ran each chunk of every map (``map``, ``imap``,
+        ``imap_unordered``, ``starmap``; not ``submit``), and when (off by default);
         :meth:`insights` sums it up and draws the timeline. See ``allcores.timeline``.
 
     Leaving a ``with`` block waits for submitted work, then stops the workers; if the
