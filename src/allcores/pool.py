@@ -144,7 +144,6 @@ class Pool:
 
         self._lock = threading.Lock()
         self._closed = False  # under _lock
-        self._recorder = Recorder() if insights else None
         # Options a backend has no use for (e.g. retries for threads) are not passed.
         wanted = set(backend_class.option_names)
         options = dict(start_method=start_method, initializer=initializer,
@@ -152,6 +151,7 @@ class Pool:
                        address=address, client=client)
         self._backend = create_backend(
             backend, workers, **{k: v for k, v in options.items() if k in wanted})
+        self._recorder = Recorder(self.workers, self.backend) if insights else None
         # Dropping the last reference to a pool stops its workers.
         self._finalizer = weakref.finalize(self, self._backend.shutdown, wait=False)
         _live_pools.add(self)
@@ -178,8 +178,7 @@ class Pool:
         if self._recorder is None:
             raise ValueError("this pool records nothing: create it with "
                              "Pool(..., insights=True)")
-        return Insights(self._recorder.records(reset=reset), workers=self.workers,
-                        backend=self.backend)
+        return self._recorder.summary(reset=reset)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterable, Iterator
 from allcores import _validate as check
 from allcores.backends import running_in_worker, validate_backend_name
 from allcores.cpu import cpu_count
-from allcores.timeline import CallRecorder, Insights, Recorder
 from allcores.planner import Plan, backend_override, plan
 from allcores.pool import (
     Pool,
@@ -29,12 +28,13 @@ from allcores.pool import (
     flatten_results,
     progress_bar,
 )
+from allcores.timeline import CallRecorder, Insights, Recorder
 
 AUTO = "auto"
 
 _lock = threading.Lock()
 _default_pools: dict[tuple[str, int], Pool] = {}  # under _lock
-# This thread's latest call with insights=True: .recording = (Recorder, workers, backend).
+# This thread's latest call with insights=True: .recorder, its Recorder.
 _latest = threading.local()
 
 
@@ -60,18 +60,16 @@ def insights() -> Insights:
     """The summary of this thread's latest ``map`` / ``imap`` / ``imap_unordered`` call
     made with ``insights=True``: its chunks so far, where and when each ran. See
     :meth:`allcores.Pool.insights`."""
-    recording = getattr(_latest, "recording", None)
-    if recording is None:
+    recorder = getattr(_latest, "recorder", None)
+    if recorder is None:
         raise ValueError("no call with insights=True was made from this thread: "
                          "e.g. allcores.map(fn, items, insights=True)")
-    recorder, workers, backend = recording
-    return Insights(recorder.records(), workers=workers, backend=backend)
+    return recorder.summary()
 
 
 def _start_recording(workers: int, backend: str) -> CallRecorder:
-    recorder = Recorder()
-    _latest.recording = (recorder, workers, backend)
-    return recorder.start_call()
+    _latest.recorder = Recorder(workers, backend)
+    return _latest.recorder.start_call()
 
 
 def _record_sample(chosen: Plan, recorder: CallRecorder | None) -> None:
@@ -118,7 +116,8 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
         recorder = _start_recording(workers or cpu_count(), AUTO) if insights else None
         chosen = plan(fn, iterable, workers=workers)
         if recorder is not None:
-            _latest.recording = (recorder.recorder, chosen.workers, chosen.backend)
+            recorder.recorder.workers = chosen.workers
+            recorder.recorder.backend = chosen.backend
         if eager and chosen.backend == "serial" and not progress:
             return iter([_map_serially(chosen, recorder)])
         return stream_with_plan(chosen, ordered=ordered, progress=progress,

@@ -60,9 +60,12 @@ class ChunkRecord(NamedTuple):
 
 
 class Recorder:
-    """Collects the records of one pool (or one module-level call), from any thread."""
+    """Collects the records of one pool (or one module-level call), from any thread;
+    ``workers`` and ``backend`` describe where its chunks run, for the summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int, backend: str) -> None:
+        self.workers = workers
+        self.backend = backend
         self._lock = threading.Lock()
         self._records: list[ChunkRecord] = []      # under _lock
         self._calls = itertools.count()            # under _lock
@@ -83,6 +86,10 @@ class Recorder:
             if reset:
                 self._records.clear()
         return records
+
+    def summary(self, *, reset: bool = False) -> Insights:
+        """The :class:`Insights` of the chunks recorded so far (then cleared if ``reset``)."""
+        return Insights(self.records(reset=reset), workers=self.workers, backend=self.backend)
 
 
 class CallRecorder:
