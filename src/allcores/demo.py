@@ -1,4 +1,4 @@
-"""``allcores demo``: the classic tutorial, replayed with real work, and seen.
+"""allcores demo: the classic tutorial, replayed with real work, and seen.
 
 The tutorial proves that a pool runs in parallel by printing ``imap_unordered``'s
 results out of order. This demo does that on a native kernel with allcores' default
