@@ -21,8 +21,8 @@ This file checks that
 - the text summary, the repr and the PNG timeline say what they should;
 - recording is off unless asked for, ``insights`` must be a bool, ``reset=True``
   clears, calls are numbered, an imap stopped early records only what it handed back,
-  a failing map records only complete chunks, and ``allcores.insights()`` is per
-  thread;
+  a failing map records only complete chunks, a run lost with its dying worker is
+  recorded apart from the chunk's rerun, and ``allcores.insights()`` is per thread;
 - the Dask backend records too (worker addresses as labels; its times come through a
   clock conversion, so they get a few milliseconds of tolerance).
 
@@ -98,6 +98,17 @@ def pid_after_nap(seconds):
     return os.getpid()
 
 
+def die_once_at(bad, marker, x):
+    """The first process to reach item ``bad`` dies (``os._exit``) before returning it;
+    ``marker`` (a file) makes the retry on another worker succeed."""
+    if x == bad and not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os._exit(3)
+    time.sleep(0.002)
+    return x * x
+
+
 def fail_at(bad, x):
     if x == bad:
         raise ValueError(f"item {x} is bad")
@@ -160,15 +171,16 @@ def assert_consistent_span(summary: Insights, tol: float = 0.0) -> None:
         assert r.seconds == pytest.approx(r.ended - r.started)
     lanes = summary.lanes()
     assert [w.worker for w in summary.per_worker] == lanes
-    assert set(lanes) == {r.worker for r in summary.records}
+    runs = (*summary.records, *summary.lost)  # lost: runs that ended with their worker
+    assert set(lanes) == {r.worker for r in runs}
     for lane in lanes:
-        mine = sorted((r for r in summary.records if r.worker == lane), key=lambda r: r.started)
+        mine = sorted((r for r in runs if r.worker == lane), key=lambda r: r.started)
         for before, after in itertools.pairwise(mine):
             assert before.ended <= after.started + tol, f"{lane}: {before} overlaps {after}"
     for stats in summary.per_worker:
-        assert stats.busy_s <= summary.wall_s + tol
-        assert min(stats.before_s, stats.between_s, stats.after_s) >= 0
-        assert math.isclose(stats.idle_s, summary.wall_s - stats.busy_s,
+        assert stats.busy_s + stats.lost_s <= summary.wall_s + tol
+        assert min(stats.before_s, stats.between_s, stats.after_s, stats.lost_s) >= 0
+        assert math.isclose(stats.idle_s, summary.wall_s - stats.busy_s - stats.lost_s,
                             rel_tol=1e-9, abs_tol=SUM_TOL_S + 3 * tol), stats
         assert stats.utilisation <= 1 + 1e-9 + tol / max(summary.wall_s, 1e-9)
     assert sum(w.busy_s for w in summary.per_worker) == pytest.approx(summary.busy_s)
@@ -623,6 +635,43 @@ def test_a_failing_item_leaves_only_complete_chunks(pool):
     summary = pool.insights()
     # In order: chunks 0-1, 2-3 and 4-5 were handed back before chunk 6-7 failed.
     assert_each_call_covers(summary, [6])
+    assert_consistent_span(summary)
+
+
+def test_a_run_lost_with_its_worker_is_recorded_apart(tmp_path):
+    marker = str(tmp_path / "died")
+    fn = functools.partial(die_once_at, 23, marker)
+    with allcores.Pool(WORKERS, backend="process", retries=1, insights=True) as pool:
+        warm_up(pool)
+        assert pool.map(fn, range(60), chunksize=5) == [x * x for x in range(60)]
+        summary = pool.insights()
+    # The results' chunks still tile the input once; the lost run is apart.
+    assert_each_call_covers(summary, [60])
+    assert_causal_order(summary)
+    assert_consistent_span(summary)
+    assert len(summary.lost) == 1
+    lost = summary.lost[0]
+    assert (lost.first_item, lost.items) == (20, 5)
+    assert 0 <= lost.seconds and summary.lost_s == lost.seconds
+    rerun = next(r for r in summary.records if r.first_item == 20)
+    assert rerun.worker != lost.worker and lost.ended <= rerun.started
+    dead = next(w for w in summary.per_worker if w.worker == lost.worker)
+    assert dead.lost_s == lost.seconds
+    assert len(summary.lanes()) == WORKERS + 1  # the replacement worker has a lane too
+    assert f"{lost.worker} died after" in str(summary)
+    png = tmp_path / "crash.png"
+    summary.plot(str(png))
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_chunk_that_never_completes_is_not_recorded(tmp_path):
+    fn = functools.partial(die_once_at, 23, str(tmp_path / "died"))
+    with allcores.Pool(WORKERS, backend="process", retries=0, insights=True) as pool:
+        with pytest.raises(allcores.WorkerCrashedError):
+            pool.map(fn, range(60), chunksize=5)
+        summary = pool.insights()
+    assert all(not r.first_item <= 23 < r.stop_item for r in summary.records)
+    assert summary.lost == ()
     assert_consistent_span(summary)
 
 

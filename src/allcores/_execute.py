@@ -45,6 +45,7 @@ class ChunkResult(NamedTuple):
     seconds: float
     started: float = 0.0
     worker: str = "caller"
+    lost: tuple = ()   # LostAttempts: earlier runs that ended with their worker's death
 
 
 def run_items(fn: Callable[..., Any], items: Iterable, star: bool,

@@ -13,6 +13,8 @@ import os
 CHUNK_COLOURS = "tab20"
 # Above this many chunks, bars get no edge: edges would paint the whole lane black.
 EDGED_CHUNKS_MAX = 400
+# Hatching for runs lost with their worker.
+LOST_COLOUR = "tab:red"
 
 
 def draw_timeline(insights, path: str, *, title: str | None = None) -> str:
@@ -20,6 +22,7 @@ def draw_timeline(insights, path: str, *, title: str | None = None) -> str:
         from matplotlib import colormaps
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
     except ImportError as error:
         raise ImportError(
             "Insights.plot needs matplotlib: pip install 'allcores[plot]'") from error
@@ -46,6 +49,15 @@ def draw_timeline(insights, path: str, *, title: str | None = None) -> str:
                          (row_of[lane] - 0.4, 0.8),
                          facecolors=[colours(i % colours.N) for i, _ in entries],
                          edgecolors=edge, linewidth=0.3)
+    # Runs lost with their worker: hatched, on the lane of the worker that died.
+    if insights.lost:
+        lost_style = dict(facecolor="none", edgecolor=LOST_COLOUR, hatch="xxx", linewidth=0.8)
+        for lane in lanes:
+            lost = [(r.started - t0, r.seconds) for r in insights.lost if r.worker == lane]
+            if lost:
+                axes.broken_barh(lost, (row_of[lane] - 0.4, 0.8), **lost_style)
+        axes.legend(handles=[Patch(label="lost with its worker (run again)", **lost_style)],
+                    loc="upper right", fontsize=8)
     axes.vlines([r.received - t0 for r in insights.records],
                 caller_row - 0.35, caller_row + 0.35,
                 colors=[colours(i % colours.N) for i in range(len(insights.records))],

@@ -205,7 +205,8 @@ def run_chunks(
                     # run it inside submit): it was queued by then.
                     recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
                                  submitted, min(queued, outcome.started), outcome.started,
-                                 outcome.started + outcome.seconds, time.perf_counter())
+                                 outcome.started + outcome.seconds, time.perf_counter(),
+                                 outcome.lost)
                 yield chunk, outcome.values
             if not submit_ahead:
                 refill()

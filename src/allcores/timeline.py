@@ -6,7 +6,8 @@ hands back: the worker that ran it, when the caller handed it over, when it star
 ended on its worker, how many items it held, and when the caller received its results.
 :class:`Insights` sums the records up (wall time, per-worker busy and idle time, chunk
 sizes, dispatch vs the function, the slowest chunks) and draws them as a timeline
-(:meth:`Insights.plot`).
+(:meth:`Insights.plot`). A run of a chunk that ended with its worker's death (the
+process backend then runs the chunk again) is kept apart, as a :class:`LostRecord`.
 
 One clock: every time is the caller's ``time.perf_counter()``. Workers in other
 processes read the same clock: on Linux, macOS and Windows ``perf_counter`` is a
@@ -29,7 +30,8 @@ import statistics
 import threading
 from typing import NamedTuple
 
-__all__ = ["CallRecorder", "ChunkRecord", "Insights", "Recorder", "WorkerStats"]
+__all__ = ["CallRecorder", "ChunkRecord", "Insights", "LostAttempt", "LostRecord", "Recorder",
+           "WorkerStats"]
 
 # How many of the slowest chunks a summary lists.
 SLOWEST_SHOWN = 5
@@ -59,6 +61,34 @@ class ChunkRecord(NamedTuple):
         return self.ended - self.started
 
 
+class LostAttempt(NamedTuple):
+    """A run of a chunk that ended with its worker's death (the chunk then ran again
+    elsewhere). A backend reports these with the chunk's result."""
+
+    worker: str
+    started: float     # when the chunk was sent to that worker
+    ended: float       # when its death was seen
+
+
+class LostRecord(NamedTuple):
+    """A :class:`LostAttempt` of a recorded chunk, with the chunk's items."""
+
+    call: int
+    first_item: int
+    items: int
+    worker: str
+    started: float
+    ended: float
+
+    @property
+    def stop_item(self) -> int:
+        return self.first_item + self.items
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
 class Recorder:
     """Collects the records of one pool (or one module-level call), from any thread;
     ``workers`` and ``backend`` describe where its chunks run, for the summary."""
@@ -68,6 +98,7 @@ class Recorder:
         self.backend = backend
         self._lock = threading.Lock()
         self._records: list[ChunkRecord] = []      # under _lock
+        self._lost: list[LostRecord] = []          # under _lock
         self._calls = itertools.count()            # under _lock
 
     def start_call(self) -> CallRecorder:
@@ -80,16 +111,18 @@ class Recorder:
         with self._lock:
             self._records.append(record)
 
-    def records(self, *, reset: bool = False) -> list[ChunkRecord]:
+    def add_lost(self, record: LostRecord) -> None:
         with self._lock:
-            records = list(self._records)
-            if reset:
-                self._records.clear()
-        return records
+            self._lost.append(record)
 
     def summary(self, *, reset: bool = False) -> Insights:
         """The :class:`Insights` of the chunks recorded so far (then cleared if ``reset``)."""
-        return Insights(self.records(reset=reset), workers=self.workers, backend=self.backend)
+        with self._lock:
+            records, lost = list(self._records), list(self._lost)
+            if reset:
+                self._records.clear()
+                self._lost.clear()
+        return Insights(records, workers=self.workers, backend=self.backend, lost=lost)
 
 
 class CallRecorder:
@@ -102,7 +135,10 @@ class CallRecorder:
         self.call = call
 
     def add(self, first_item: int, items: int, worker: str, submitted: float, queued: float,
-            started: float, ended: float, received: float) -> None:
+            started: float, ended: float, received: float,
+            lost: tuple[LostAttempt, ...] = ()) -> None:
+        for attempt in lost:
+            self.recorder.add_lost(LostRecord(self.call, first_item, items, *attempt))
         self.recorder.add(ChunkRecord(self.call, first_item, items, worker, submitted, queued,
                                       started, ended, received))
 
@@ -122,8 +158,10 @@ class WorkerStats:
     busy_s: float      # in the function
     before_s: float    # idle from the span's start to its first chunk (start-up, dispatch)
     between_s: float   # idle between its chunks (dispatch gaps, or nothing left to run)
-    after_s: float     # idle from its last chunk to the span's end (imbalance, stragglers)
+    after_s: float     # idle from its last chunk to the span's end (imbalance, stragglers,
+                       # or the worker died)
     utilisation: float  # busy / wall
+    lost_s: float = 0.0  # running chunks it died in (they ran again elsewhere)
 
     @property
     def idle_s(self) -> float:
@@ -153,10 +191,18 @@ class Insights:
         ``busy_s / (workers x wall_s)``: 1.0 means no worker was ever idle.
     per_worker : tuple of WorkerStats
         One entry per worker that ran a chunk, in order of its first chunk.
+    lost : tuple of LostRecord
+        Runs of recorded chunks that ended with their worker's death (process backend:
+        the chunk ran again on another worker, see ``Pool(retries=...)``).
+    lost_s : float
+        Their time, summed: work done twice.
     """
 
-    def __init__(self, records: list[ChunkRecord], *, workers: int, backend: str):
+    def __init__(self, records: list[ChunkRecord], *, workers: int, backend: str,
+                 lost: list[LostRecord] = ()):
         self.records = tuple(records)
+        self.lost = tuple(lost)
+        self.lost_s = sum(r.seconds for r in self.lost)
         self.workers = workers
         self.backend = backend
         if records:
@@ -182,9 +228,10 @@ class Insights:
         return sum(r.items for r in self.records)
 
     def lanes(self) -> list[str]:
-        """The workers that ran chunks, in order of their first chunk's start."""
+        """The workers that ran chunks (or died running one), in order of their first
+        chunk's start."""
         first_start: dict[str, float] = {}
-        for r in self.records:
+        for r in (*self.records, *self.lost):
             first_start[r.worker] = min(first_start.get(r.worker, r.started), r.started)
         return sorted(first_start, key=first_start.__getitem__)
 
@@ -208,16 +255,19 @@ class Insights:
                 statistics.median(r.received - r.ended for r in self.records))
 
     def _worker_stats(self, lane: str) -> WorkerStats:
-        mine = sorted((r for r in self.records if r.worker == lane), key=lambda r: r.started)
+        mine = [r for r in self.records if r.worker == lane]
+        lost = [r for r in self.lost if r.worker == lane]
+        # A worker runs one chunk at a time, so the gaps between its runs are idle time.
+        runs = sorted((*mine, *lost), key=lambda r: r.started)
         busy = sum(r.seconds for r in mine)
-        # Chunks of one worker never overlap, so the gaps between them are its idle time.
-        between = sum(max(0.0, b.started - a.ended) for a, b in itertools.pairwise(mine))
+        between = sum(max(0.0, b.started - a.ended) for a, b in itertools.pairwise(runs))
         return WorkerStats(
             worker=lane, chunks=len(mine), items=sum(r.items for r in mine), busy_s=busy,
-            before_s=max(0.0, mine[0].started - self.start),
+            before_s=max(0.0, runs[0].started - self.start),
             between_s=between,
-            after_s=max(0.0, self.end - mine[-1].ended),
-            utilisation=busy / self.wall_s if self.wall_s > 0 else 0.0)
+            after_s=max(0.0, self.end - max(r.ended for r in runs)),
+            utilisation=busy / self.wall_s if self.wall_s > 0 else 0.0,
+            lost_s=sum(r.seconds for r in lost))
 
     # --- output -----------------------------------------------------------------------
 
@@ -247,6 +297,13 @@ class Insights:
             idle_workers = self.workers - len(self.per_worker)
             lines.append(f"({idle_workers} worker{'s' if idle_workers != 1 else ''} "
                          "ran no chunk)")
+        if self.lost:
+            lines.append(f"lost with their worker (and run again): {len(self.lost)} "
+                         f"run{'s' if len(self.lost) != 1 else ''}, {_s(self.lost_s)}")
+            for r in self.lost:
+                lines.append(f"  items {r.first_item:,}..{r.stop_item - 1:,}"
+                             f"{f' (call {r.call})' if r.call else ''}: {r.worker} died "
+                             f"after {_s(r.seconds)}")
         lines.append("slowest chunks:")
         for r in self.slowest():
             lines.append(f"  items {r.first_item:,}..{r.stop_item - 1:,} "

@@ -62,6 +62,7 @@ from allcores.errors import (
     WorkerInitError,
     describe_exit,
 )
+from allcores.timeline import LostAttempt
 
 # A worker that dies before it is ready this many times in a row means workers cannot
 # start at all (a broken environment): fail the work instead of respawning forever.
@@ -81,7 +82,7 @@ class _Job:
     """One chunk on its way through the backend (owned by the manager once queued)."""
 
     __slots__ = ("chunk_id", "fn_id", "fn_payload", "items_payload", "star",
-                 "first_item", "stop_item", "future", "attempts", "started")
+                 "first_item", "stop_item", "future", "attempts", "started", "sent_at", "lost")
 
     def __init__(self, chunk_id, fn_id, fn_payload, items_payload, star, chunk: Chunk):
         self.chunk_id = chunk_id
@@ -94,16 +95,19 @@ class _Job:
         self.future: Future = Future()
         self.attempts = 0          # times a worker started running it
         self.started = False       # future marked running (done once, when first sent)
+        self.sent_at = 0.0         # perf_counter when last sent to a worker
+        self.lost: tuple[LostAttempt, ...] = ()  # runs that ended with the worker's death
 
 
 class _WorkerHandle:
     """The manager's view of one worker process."""
 
-    __slots__ = ("process", "conn", "ready", "job", "deadline", "functions", "doomed")
+    __slots__ = ("process", "conn", "label", "ready", "job", "deadline", "functions", "doomed")
 
     def __init__(self, process, conn):
         self.process = process
         self.conn = conn
+        self.label = f"process {process.pid}"  # where its chunks ran, for insights
         self.ready = False             # Ready received: it may be given work
         self.job: _Job | None = None   # the chunk it runs
         self.deadline: float | None = None  # when that chunk times out
@@ -334,6 +338,7 @@ class ProcessBackend(Backend):
             handle.functions.use(job.fn_id)
             handle.job = job
             job.attempts += 1
+            job.sent_at = time.perf_counter()
             if self.timeout is not None:
                 handle.deadline = time.monotonic() + self.timeout
 
@@ -361,7 +366,7 @@ class ProcessBackend(Backend):
                 try:
                     values = pickle.loads(reply.results_payload)
                     job.future.set_result(ChunkResult(values, reply.seconds, reply.started,
-                                                      f"process {handle.process.pid}"))
+                                                      handle.label, job.lost))
                 except Exception as exc:
                     job.future.set_exception(
                         ChunkError(exc, None, "unpickling the results", "in the caller"))
@@ -393,6 +398,7 @@ class ProcessBackend(Backend):
 
         job = handle.job
         if job is not None and not job.future.done():
+            job.lost += (LostAttempt(handle.label, job.sent_at, time.perf_counter()),)
             if job.attempts <= self.retries:
                 with self._lock:
                     self._queue.appendleft(job)  # run it again, before anything else
