@@ -9,7 +9,7 @@ Data flow (who owns what)::
                                      an idle, ready worker gets the  ====> recv RunChunk
                                        next job                              run fn on items
     future.result() <--set-------    ChunkDone / ChunkFailed          <==== send the reply
-                                     sentinel fired: the worker died ->
+                                     sentinel fired: the worker died -> note the lost run;
                                         requeue its job (retries) or fail it
                                         with WorkerCrashedError; start a new worker
                                      deadline passed: kill the worker ->
