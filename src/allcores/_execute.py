@@ -49,10 +49,11 @@ class ChunkResult(NamedTuple):
 
 
 def run_items(fn: Callable[..., Any], items: Iterable, star: bool,
-              into: list | None = None) -> ChunkResult:
+              into: list | None = None, worker: str = "caller") -> ChunkResult:
     """``[fn(item) for item in items]`` (``fn(*item)`` when ``star``), timed, raising
     :class:`ItemError` for the first item whose call raises an ``Exception``. With
-    ``into``, the results are appended to that list (which is then the values).
+    ``into``, the results are appended to that list (which is then the values);
+    ``worker`` names where this runs.
 
     Other ``BaseException``s (``SystemExit``, ``KeyboardInterrupt``) are not caught:
     in a worker process they end the process, which the pool reports as a crash.
@@ -66,7 +67,7 @@ def run_items(fn: Callable[..., Any], items: Iterable, star: bool,
         results.extend(itertools.starmap(fn, items) if star else map(fn, items))
     except Exception as exc:
         raise ItemError(len(results) - already, exc) from None
-    return ChunkResult(results, time.perf_counter() - start, start)
+    return ChunkResult(results, time.perf_counter() - start, start, worker)
 
 
 def pack_exception(exc: BaseException) -> RemoteException:

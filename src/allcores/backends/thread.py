@@ -64,8 +64,7 @@ class ThreadBackend(Backend):
                 return  # cancelled while queued
         try:
             self._initialize_this_thread()
-            outcome = run_items(fn, items, star)._replace(
-                worker=threading.current_thread().name)
+            outcome = run_items(fn, items, star, worker=threading.current_thread().name)
         except ItemError as failure:
             where = f"in thread {threading.current_thread().name}"
             future.set_exception(ChunkError(failure.error, failure.position, "running", where))
