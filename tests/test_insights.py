@@ -271,6 +271,7 @@ def test_summary_figures_follow_from_the_records():
     assert (b.worker, b.chunks, b.items) == ("w-b", 1, 2)
     assert (b.busy_s, b.before_s, b.between_s, b.after_s) == (0.5, 0.5, 0.0, 1.125)
     assert b.utilisation == 0.5 / 2.125
+    assert summary.tail_idle_s == 1.125  # w-b, idle from 11.0 to 12.125
     assert_causal_order(summary)
     assert_consistent_span(summary)
     assert HAND_MADE[0].stop_item == 4 and HAND_MADE[0].seconds == 1.0

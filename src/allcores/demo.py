@@ -133,9 +133,8 @@ def _timelines(workers: int, shrink: int):
 
 def _one_line(summary) -> str:
     smallest, median, largest = summary.chunk_sizes()
-    tail = max((w.after_s for w in summary.per_worker), default=0.0)
     between = sum(w.between_s for w in summary.per_worker)
     return (f"wall {summary.wall_s:.3f} s, utilisation {summary.utilisation:.0%}; "
             f"{summary.chunks:,} chunks of {smallest:,}-{largest:,} items; "
             f"idle between chunks {between:.3f} s (all workers), "
-            f"longest wait at the end {tail:.3f} s")
+            f"longest wait at the end {summary.tail_idle_s:.3f} s")

@@ -37,6 +37,13 @@ __all__ = ["CallRecorder", "ChunkRecord", "Insights", "LostAttempt", "LostRecord
 SLOWEST_SHOWN = 5
 
 
+# Shared by ChunkRecord and LostRecord (a NamedTuple cannot take a mixin class).
+_STOP_ITEM = property(lambda record: record.first_item + record.items,
+                      doc="Input index one past the chunk's last item.")
+_SECONDS = property(lambda record: record.ended - record.started,
+                    doc="Seconds from its start to its end on its worker.")
+
+
 class ChunkRecord(NamedTuple):
     """One chunk of a map, as the caller saw it. Times are ``time.perf_counter()``
     seconds on the caller's clock."""
@@ -44,21 +51,15 @@ class ChunkRecord(NamedTuple):
     call: int          # which recorded map call (0, 1, ...): items are numbered per call
     first_item: int    # input index of the chunk's first item
     items: int         # how many items it held
-    worker: str        # where it ran: "process 1234", "allcores-worker_0", "caller", ...
+    worker: str        # where it ran: "process 1234", "allcores-thread_0", "caller", ...
     submitted: float   # the caller started handing it to the backend
     queued: float      # ... and was done (items cut, pickled, queued)
     started: float     # its worker started running the function on it
     ended: float       # ... and finished
     received: float    # the caller got its results (a reorder buffer may hold them)
 
-    @property
-    def stop_item(self) -> int:
-        return self.first_item + self.items
-
-    @property
-    def seconds(self) -> float:
-        """Time spent in the function."""
-        return self.ended - self.started
+    stop_item = _STOP_ITEM
+    seconds = _SECONDS   # time spent in the function
 
 
 class LostAttempt(NamedTuple):
@@ -80,13 +81,8 @@ class LostRecord(NamedTuple):
     started: float
     ended: float
 
-    @property
-    def stop_item(self) -> int:
-        return self.first_item + self.items
-
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.started
+    stop_item = _STOP_ITEM
+    seconds = _SECONDS
 
 
 class Recorder:
@@ -234,6 +230,12 @@ class Insights:
         for r in (*self.records, *self.lost):
             first_start[r.worker] = min(first_start.get(r.worker, r.started), r.started)
         return sorted(first_start, key=first_start.__getitem__)
+
+    @property
+    def tail_idle_s(self) -> float:
+        """The longest any worker waited from its last chunk to the span's end: how
+        much a straggler cost."""
+        return max((w.after_s for w in self.per_worker), default=0.0)
 
     def chunk_sizes(self) -> tuple[int, int, int]:
         """Smallest, median and largest chunk, in items."""

@@ -235,7 +235,6 @@ def _summary(insights) -> dict:
     """The figures of one run's timeline that the table and the reading use."""
     smallest, median, largest = insights.chunk_sizes()
     slowest = insights.slowest(1)[0]
-    tails = [worker.after_s for worker in insights.per_worker]
     return {
         "wall_recorded_s": insights.wall_s,
         "busy_s": insights.busy_s,
@@ -244,8 +243,7 @@ def _summary(insights) -> dict:
         "chunks": insights.chunks,
         "chunk_sizes": [smallest, median, largest],
         # A worker's idle time from its last chunk's end to the map's end: imbalance.
-        "tail_idle_max_s": max(tails),
-        "tail_idle_sum_s": sum(tails),
+        "tail_idle_max_s": insights.tail_idle_s,
         "workers_that_ran_chunks": len(insights.per_worker),
         "slowest_chunk": {"seconds": slowest.seconds, "first_item": slowest.first_item,
                           "last_item": slowest.stop_item - 1, "items": slowest.items,
