@@ -45,6 +45,9 @@ class BuildExtWithFlags(build_ext):
 
 extensions = [
     Extension("allcores.native", sources=["ext/native.pyx"], include_dirs=["ext"]),
+    # The engine's per-item call loop (see ext/calls.pyx): no numpy, so that a worker
+    # process imports only what its tasks need.
+    Extension("allcores._calls", sources=["ext/calls.pyx"]),
 ]
 
 setup(

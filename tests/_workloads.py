@@ -23,6 +23,7 @@ import ctypes
 import functools
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -208,8 +209,6 @@ def _die(kind: str) -> None:
         ctypes.string_at(0)
     elif kind == "abort":
         os.abort()
-    elif kind == "systemexit":
-        raise SystemExit(5)  # what sys.exit(5) in a library does
     else:
         raise AssertionError(f"unknown way to die: {kind}")
     # A signal sent to oneself is delivered before kill() returns; never get here.
@@ -355,3 +354,69 @@ def nested_map_sum(backend: str, x):
 
 def _times(x, k):
     return x * k
+
+
+# --- the promises of test_promises.py ------------------------------------------------------
+
+
+def stop_iteration_on(bad, x):
+    """Raise StopIteration on item ``bad``: a plain loop over results would end there."""
+    if x == bad:
+        raise StopIteration("from fn")
+    return x * x
+
+
+def sys_exit_on(code: int, bad, x):
+    if x == bad:
+        sys.exit(code)
+    return os.getpid()
+
+
+class SystemExitWhenUnpickled:
+    """Pickles fine; unpickling raises SystemExit(4)."""
+
+    def __reduce__(self):
+        return sys.exit, (4,)
+
+
+def return_exits_system_when_unpickled(bad, x):
+    return SystemExitWhenUnpickled() if x == bad else x
+
+
+def fork_then_exit(pid_file: str, bad, x):
+    """On item ``bad``: fork a grandchild that lives on (holding every descriptor the
+    worker had: its socket, its multiprocessing sentinel) for up to WAIT_LIMIT_S, record
+    its pid, then end the worker with exit code 3."""
+    if x != bad:
+        return x * x
+    child = os.fork()
+    if child == 0:
+        time.sleep(WAIT_LIMIT_S)
+        os._exit(0)
+    append_line(pid_file, str(child))
+    os._exit(3)
+
+
+def send_half_a_reply_then_stop(x):
+    """Write the first bytes of a reply frame on the worker's own socket, then stop the
+    worker with SIGSTOP: the manager sees a message that never completes."""
+    import struct
+
+    frame = sys._getframe()
+    while frame is not None and frame.f_code.co_name != "worker_main":
+        frame = frame.f_back
+    if frame is None:
+        raise AssertionError("not running in an allcores worker process")
+    sock = frame.f_locals["sock"]
+    sock.sendall(struct.pack("!Q", 1000) + b"\x80" * 10)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return x
+
+
+def raise_base_exception(name: str, bad, x):
+    """On item ``bad``, raise the builtin BaseException called ``name``."""
+    if x == bad:
+        import builtins
+
+        raise getattr(builtins, name)()
+    return x * x

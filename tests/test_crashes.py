@@ -53,7 +53,6 @@ TESTS_DIR = Path(__file__).resolve().parent
 # How each way of dying shows in the exit status: a code, or minus the signal.
 DEATHS = {
     "exit": 3,                    # os._exit(3)
-    "systemexit": 5,              # raise SystemExit(5): not an Exception, ends the worker
     "sigkill": -signal.SIGKILL,   # what the out-of-memory killer does
     "segfault": -signal.SIGSEGV,  # a crash in native code
     "abort": -signal.SIGABRT,     # a failed assertion in native code
@@ -621,14 +620,15 @@ def test_a_failure_inside_the_manager_fails_the_work_and_the_pool_still_stops(mo
 
     threads_before = set(threading.enumerate())
     with allcores.Pool(WORKERS) as pool:
-        with pytest.raises(OSError, match="injected"):
+        with pytest.raises(WorkerInitError, match="injected") as info:
             pool.map(w.square, range(4))
+        assert isinstance(info.value.__cause__, OSError)
         _wait_for_new_manager_threads_to_end(threads_before)
     assert pool.closed  # left normally: close() ran, and did not raise
     pool.terminate()
 
     threads_before = set(threading.enumerate())
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(WorkerInitError, match="injected"):
         with allcores.Pool(WORKERS) as pool:
             try:
                 pool.map(w.square, range(4))

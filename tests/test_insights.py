@@ -749,7 +749,7 @@ def test_dask_chunks_are_recorded(dask_pool, method):
     assert_each_call_covers(summary, [len(items)])
     assert all(r.items == 2 for r in summary.records)
     assert 1 <= len(summary.lanes()) <= WORKERS
-    assert all(lane.startswith("tcp://") for lane in summary.lanes())
+    assert all(lane.startswith(("tcp://", "tls://")) for lane in summary.lanes())
     assert_causal_order(summary, tol=DASK_CLOCK_TOL_S)
     assert_consistent_span(summary, tol=DASK_CLOCK_TOL_S)
     assert summary.busy_s >= len(items) * 0.01 - DASK_CLOCK_TOL_S

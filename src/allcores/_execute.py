@@ -1,23 +1,40 @@
 """Running a chunk, and carrying a failure from wherever it ran back to the caller.
 
-Every backend runs a chunk with :func:`run_items`. A failing item becomes a
-:class:`ChunkError` on the chunk's future; the dispatcher turns it back into the
-original exception with :meth:`ChunkError.for_caller`, adding a note that names the
-input item, and (for a remote failure) chaining the worker's traceback.
+Every backend runs a chunk's items with :func:`run_items`; the backends that run chunks
+in other processes (process, Dask) run the whole worker side of the protocol with
+:func:`run_chunk` (load the function from a cache, unpickle the items, run them, pickle
+the results, and say at which stage and item anything failed).
+
+A failure becomes a :class:`ChunkError` on the chunk's future, whichever backend ran it;
+the dispatcher (and ``Pool.submit``) turn it into the caller's exception with
+:meth:`ChunkError.for_caller`: the original exception, its remote traceback chained as
+its cause, and a note naming the input item or the stage.
+
+``BaseException`` is caught too (``SystemExit`` from ``sys.exit()``, a
+``KeyboardInterrupt`` that ``fn`` raises, anything else a user object may raise): in a
+worker it is the chunk's error, delivered like any other; the worker goes on.
 """
 
 from __future__ import annotations
 
-import itertools
+import collections
+import os
 import pickle
+import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable, Iterable, NamedTuple
 
-from allcores._messages import RemoteException
+from allcores._calls import call_each
+from allcores._messages import ChunkDone, ChunkFailed, RemoteException, RunChunk
 from allcores.errors import AllcoresError, RemoteTraceback
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+# How many distinct functions a worker keeps unpickled. The process backend's manager
+# mirrors this cache (same size, same order of use) to know when it must send a
+# function again.
+FUNCTION_CACHE_SIZE = 16
 
 
 class RemoteError(AllcoresError):
@@ -28,7 +45,7 @@ class RemoteError(AllcoresError):
 class ItemError(Exception):
     """Internal: ``fn`` raised ``error`` on the item at ``position`` of a chunk."""
 
-    def __init__(self, position: int, error: Exception):
+    def __init__(self, position: int, error: BaseException):
         super().__init__(position, error)
         self.position = position
         self.error = error
@@ -39,35 +56,75 @@ class ChunkResult(NamedTuple):
     ran where it ran (the dispatcher sizes later chunks from it). ``started`` (on the
     caller's ``time.perf_counter`` clock: each backend converts to it) and ``worker``
     say when and where it ran, for ``allcores.insights``; they travel with every chunk
-    because one float and a short string cost nothing next to a chunk's items."""
+    because one float and a short string cost nothing next to a chunk's items.
 
-    values: list
+    A backend whose results arrive pickled leaves ``values`` None and hands the bytes
+    on in ``payload``: the caller's thread unpickles them (:func:`chunk_values`), so
+    that no engine thread runs a user object's unpickling code."""
+
+    values: list | None
     seconds: float
     started: float = 0.0
     worker: str = "caller"
     lost: tuple = ()   # LostAttempts: earlier runs that ended with their worker's death
+    payload: bytes | None = None
 
 
 def run_items(fn: Callable[..., Any], items: Iterable, star: bool,
               into: list | None = None, worker: str = "caller") -> ChunkResult:
     """``[fn(item) for item in items]`` (``fn(*item)`` when ``star``), timed, raising
-    :class:`ItemError` for the first item whose call raises an ``Exception``. With
-    ``into``, the results are appended to that list (which is then the values);
+    :class:`ItemError` for the first item whose call raises (any ``BaseException``).
+    With ``into``, the results are appended to that list (which is then the values);
     ``worker`` names where this runs.
 
-    Other ``BaseException``s (``SystemExit``, ``KeyboardInterrupt``) are not caught:
-    in a worker process they end the process, which the pool reports as a crash.
+    A ``StopIteration`` escaping ``fn`` becomes a ``RuntimeError`` (as in generators,
+    PEP 479): left as it is, any loop over the results would take it for their end.
     """
     results: list = [] if into is None else into
-    already = len(results)
     start = time.perf_counter()
-    try:
-        # extend() runs the loop in C and keeps what it appended before an exception,
-        # so the failing item's position is known: no Python-level loop needed.
-        results.extend(itertools.starmap(fn, items) if star else map(fn, items))
-    except Exception as exc:
-        raise ItemError(len(results) - already, exc) from None
+    position, error = call_each(fn, items, results, star)
+    if error is not None:
+        if isinstance(error, StopIteration):
+            escaped = RuntimeError(f"fn raised StopIteration: {error!r}")
+            escaped.__cause__ = error
+            error = escaped
+        raise ItemError(position, error)
     return ChunkResult(results, time.perf_counter() - start, start, worker)
+
+
+# --- pickling -----------------------------------------------------------------------------
+
+
+def dumps(values: Any, *, main_by_value: bool = False) -> bytes:
+    """Pickle data (items or results) for the trip between processes. Plain pickle is
+    the fast path; cloudpickle takes what it refuses: lambdas, and instances of classes
+    that travelled by value (defined in ``__main__`` or in a function).
+
+    ``main_by_value``: the receiving process cannot import the caller's ``__main__``
+    (no file: ``python -c``, a REPL, a notebook, standard input; or another machine),
+    so what plain pickle wrote as a reference into ``__main__`` goes by value instead.
+    Looking for the module's name in the bytes costs a memchr-speed scan; a false
+    positive (an item containing that text) only costs cloudpickle's speed."""
+    try:
+        payload = pickle.dumps(values, PICKLE_PROTOCOL)
+    except Exception:
+        payload = None
+    if payload is not None and not (main_by_value and b"__main__" in payload):
+        return payload
+    import cloudpickle
+
+    return cloudpickle.dumps(values, protocol=PICKLE_PROTOCOL)
+
+
+def main_is_importable() -> bool:
+    """Whether a new Python process can import this one's ``__main__`` (multiprocessing's
+    spawn and forkserver start methods re-import it in every worker): run as a module
+    (``python -m``) or from a script file that exists."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    return isinstance(path, str) and os.path.isfile(path)
 
 
 def pack_exception(exc: BaseException) -> RemoteException:
@@ -75,12 +132,12 @@ def pack_exception(exc: BaseException) -> RemoteException:
     pickle round trip (some define ``__init__`` arguments that break unpickling)."""
     try:
         text = "".join(traceback.format_exception(exc))
-    except Exception:  # a __str__ that raises breaks the formatting too
+    except BaseException:  # a __str__ that raises breaks the formatting too
         text = f"{type(exc).__qualname__} (its traceback could not be formatted)\n"
     try:
         payload = dumps(exc)
         pickle.loads(payload)
-    except Exception:
+    except BaseException:
         payload = None
     return RemoteException(payload, type(exc).__qualname__, _safe_str(exc), text)
 
@@ -88,34 +145,114 @@ def pack_exception(exc: BaseException) -> RemoteException:
 def _safe_str(exc: BaseException) -> str:
     try:
         return str(exc)
-    except Exception:
+    except BaseException:
         return f"<{type(exc).__qualname__}: str() failed>"
 
 
-def dumps(values: Any) -> bytes:
-    """Pickle data (items or results) for the trip between processes. Plain pickle is
-    the fast path; cloudpickle takes what it refuses: lambdas, and instances of classes
-    that travelled by value (defined in ``__main__`` or in a function)."""
-    try:
-        return pickle.dumps(values, PICKLE_PROTOCOL)
-    except Exception:
-        import cloudpickle
-
-        return cloudpickle.dumps(values, protocol=PICKLE_PROTOCOL)
-
-
 def unpack_exception(remote: RemoteException) -> BaseException:
+    """The exception a worker packed, its traceback text chained as its cause; a
+    :class:`RemoteError` naming its type when it cannot be rebuilt here."""
+    exc = None
     if remote.payload is not None:
         try:
             exc = pickle.loads(remote.payload)
-        except Exception:
+        except BaseException:
             exc = None
-        if isinstance(exc, BaseException):
-            exc.__cause__ = RemoteTraceback(remote.traceback_text)
-            return exc
-    exc = RemoteError(f"{remote.type_name}: {remote.message}")
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(f"{remote.type_name}: {remote.message}")
     exc.__cause__ = RemoteTraceback(remote.traceback_text)
     return exc
+
+
+# --- the worker side of the protocol ------------------------------------------------------
+
+
+class FunctionCache:
+    """A least-recently-used map from function id to function, bounded in size.
+
+    The process backend's manager keeps a mirror of each worker's cache (same size, fed
+    the same ids in the same order), so it knows which functions a worker still has.
+    Thread-safe: a Dask worker runs tasks on several threads."""
+
+    def __init__(self, size: int = FUNCTION_CACHE_SIZE):
+        self.size = size
+        self._entries: collections.OrderedDict[bytes, object] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, fn_id: bytes) -> bool:
+        return fn_id in self._entries
+
+    def use(self, fn_id: bytes, value: object = None) -> object:
+        """Mark ``fn_id`` as just used, adding it with ``value`` if it is new."""
+        with self._lock:
+            if fn_id in self._entries:
+                self._entries.move_to_end(fn_id)
+                return self._entries[fn_id]
+            self._entries[fn_id] = value
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return value
+
+
+class _Unloadable:
+    """Cached in place of a function that failed to unpickle, so that every chunk that
+    uses it fails the same way (the process backend will not send it again)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _load_function(task: RunChunk, functions: FunctionCache):
+    if task.fn_payload is not None and task.fn_id not in functions:
+        try:
+            loaded = pickle.loads(task.fn_payload)  # outside any lock: may import slowly
+        except BaseException as exc:
+            loaded = _Unloadable(exc)
+        functions.use(task.fn_id, loaded)
+    fn = functions.use(task.fn_id)
+    if isinstance(fn, _Unloadable):
+        raise fn.error
+    if fn is None:
+        raise RuntimeError("allcores internal error: the worker lost the function to run")
+    return fn
+
+
+def run_chunk(task: RunChunk, functions: FunctionCache, *, lane: str,
+              worker: str) -> ChunkDone | ChunkFailed:
+    """The worker side of the protocol, for one chunk: never raises (anything that
+    goes wrong is in the ChunkFailed reply, with its stage and the item's position).
+    ``lane`` names where it ran for the timeline (``"process 1234"``), ``worker`` for
+    an error message (``"worker process 1234"``)."""
+    stage = "unpickling the function"
+    position = None
+    try:
+        fn = _load_function(task, functions)
+        stage = "unpickling the items"
+        items = pickle.loads(task.items_payload)
+        stage = "running"
+        try:
+            outcome = run_items(fn, items, task.star)
+        except ItemError as failure:
+            position, error = failure.position, failure.error
+        else:
+            stage = "pickling the results"
+            return ChunkDone(task.chunk_id, dumps(outcome.values), outcome.seconds,
+                             outcome.started, lane)
+    except BaseException as exc:
+        error = exc
+    return ChunkFailed(task.chunk_id, position, stage, pack_exception(error), worker)
+
+
+def count_results(values: list, items: int) -> list:
+    """``values``, checked to hold exactly one result per item: a chunk that came back
+    short or long would shift every later result onto the wrong item."""
+    if len(values) != items:
+        raise RuntimeError(f"allcores internal error: a chunk of {items} items came back "
+                           f"with {len(values)} results")
+    return values
+
+
+# --- the caller side ----------------------------------------------------------------------
 
 
 class ChunkError(Exception):
@@ -123,7 +260,8 @@ class ChunkError(Exception):
 
     ``error`` is the exception to give the caller (already carrying any remote
     traceback as its cause); ``position`` is the failing item's index in the chunk,
-    if one item is to blame; ``stage`` says what was being done.
+    if one item is to blame; ``stage`` says what was being done (one of
+    ``allcores._messages.STAGES``), ``where`` where.
     """
 
     def __init__(self, error: BaseException, position: int | None, stage: str, where: str):
@@ -133,10 +271,45 @@ class ChunkError(Exception):
         self.stage = stage
         self.where = where
 
+    @classmethod
+    def from_item(cls, failure: ItemError, where: str) -> ChunkError:
+        """``fn`` raised on an item, ``where`` (e.g. ``"in the caller"``)."""
+        return cls(failure.error, failure.position, "running", where)
+
+    @classmethod
+    def from_reply(cls, reply: ChunkFailed) -> ChunkError:
+        """The failure a worker reported."""
+        return cls(unpack_exception(reply.error), reply.position, reply.stage,
+                   f"in {reply.worker}")
+
     def for_caller(self, first_item: int, stop_item: int) -> BaseException:
+        """The exception the caller sees, with a note naming the item or the stage.
+        Raise it outside any ``except`` clause: its ``__context__`` is its own."""
         if self.position is not None:
             note = f"allcores: raised by item {first_item + self.position} of the input"
         else:
             note = f"allcores: failed {self.stage} for items {first_item}..{stop_item - 1}"
         self.error.add_note(f"{note} ({self.where})")
+        if self.where != "in the caller":
+            # A KeyboardInterrupt that fn raised in a worker is that call's error, not a
+            # Ctrl-C: the pool must not stop its workers for it (see Pool._run).
+            self.error._allcores_from_worker = True
         return self.error
+
+
+def chunk_values(outcome: ChunkResult, items: int) -> list:
+    """The chunk's results, unpickled here (in the thread that asked for them) when
+    they arrived pickled, and checked to hold one per item. A failure to unpickle is
+    raised as a :class:`ChunkError`; a ``KeyboardInterrupt`` is let through (in the
+    caller's thread it means Ctrl-C)."""
+    if outcome.payload is None:
+        return count_results(outcome.values, items)
+    try:
+        values = pickle.loads(outcome.payload)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        failure = ChunkError(exc, None, "unpickling the results", "in the caller")
+    else:
+        return count_results(values, items)
+    raise failure

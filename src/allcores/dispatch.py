@@ -27,7 +27,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Callable, Iterable, Iterator
 
-from allcores._execute import ChunkError
+from allcores._execute import ChunkError, chunk_values
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError
 from allcores.timeline import CallRecorder
@@ -145,14 +145,21 @@ class ChunkSource:
         return chunk
 
 
-def _outcome(chunk: Chunk, future: Future):
-    """The chunk's ChunkResult, or its failure raised as the caller should see it."""
+def _outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
+    """The chunk's ChunkResult and its values (unpickled here when they came pickled:
+    in the caller's thread, never an engine thread's), or its failure raised as the
+    caller should see it: outside the ``except`` clause, so that the error's
+    ``__context__`` stays its own."""
     try:
-        return future.result()
+        outcome = future.result()
+        return outcome, chunk_values(outcome, len(chunk.items))
     except CancelledError:  # only the backend's shutdown cancels a chunk we still await
-        raise PoolClosedError("the pool was terminated") from None
-    except ChunkError as failure:
-        raise failure.for_caller(chunk.first_item, chunk.stop_item) from failure.error.__cause__
+        failure = None
+    except ChunkError as error:
+        failure = error
+    if failure is None:
+        raise PoolClosedError("the pool was terminated")
+    raise failure.for_caller(chunk.first_item, chunk.stop_item)
 
 
 def run_chunks(
@@ -195,7 +202,7 @@ def run_chunks(
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 chunk = in_flight.pop(future)
-                outcome = _outcome(chunk, future)
+                outcome, values = _outcome(chunk, future)
                 chunks.sizer.observe(len(chunk.items), outcome.seconds)
                 if submit_ahead:
                     refill()
@@ -207,7 +214,7 @@ def run_chunks(
                                  submitted, min(queued, outcome.started), outcome.started,
                                  outcome.started + outcome.seconds, time.perf_counter(),
                                  outcome.lost)
-                yield chunk, outcome.values
+                yield chunk, values
             if not submit_ahead:
                 refill()
     finally:

@@ -7,7 +7,9 @@
         ├── WorkerCrashedError        a worker process died running a chunk, retries spent
         ├── ChunkTimeoutError         a chunk overran the pool's ``timeout`` (also a TimeoutError)
         ├── PoolClosedError           work submitted to a pool that is closed or terminated
-        └── WorkerInitError           the pool's ``initializer`` raised in a worker
+        └── WorkerInitError           workers could not start: the pool's ``initializer``
+                                      raised, the system refused a process, or the script
+                                      lacks its ``if __name__ == "__main__":`` guard
 
 An exception raised by *your* function is not wrapped: it reaches the caller with its
 original type and message, its remote traceback chained as ``__cause__``
@@ -57,7 +59,9 @@ class PoolClosedError(AllcoresError, RuntimeError):
 
 
 class WorkerInitError(AllcoresError):
-    """The pool's ``initializer`` raised in a worker; the original error is the cause."""
+    """Workers could not start: the pool's ``initializer`` raised in a worker (the
+    original error is the cause), the system refused to start a process, or the main
+    script lacks its ``if __name__ == "__main__":`` guard (the message shows the fix)."""
 
 
 class RemoteTraceback(Exception):
@@ -90,4 +94,8 @@ def describe_exit(exitcode: int | None) -> str:
             "SIGTERM": "terminated",
         }.get(name, "killed by a signal")
         return f"{name}, {cause}"
-    return f"exit code {exitcode}, the function or a library called exit()"
+    if exitcode == 0:
+        return "exit code 0: the process ended without being asked to"
+    # sys.exit() and any other exception reach the caller as the chunk's error: a worker
+    # that exits with a status was ended by os._exit() or by exit() in native code.
+    return f"exit code {exitcode}: os._exit() or a C-level exit() in the function or a library"

@@ -154,9 +154,9 @@ class Plan:
         try:
             return run_items(self._fn, rest, star=False, into=list(self.sampled_results)).values
         except ItemError as failure:
-            position = self._first_item + failure.position
-            error = ChunkError(failure.error, failure.position, "running", "in the caller")
-            raise error.for_caller(self._first_item, position + 1) from None
+            error = ChunkError.from_item(failure, "in the caller")
+        # Raised outside the except clause: the error's __context__ stays its own.
+        raise error.for_caller(self._first_item, self._first_item + error.position + 1)
 
 
 @dataclasses.dataclass
@@ -186,8 +186,11 @@ def _take_sample(fn: Callable, iterator: Iterator) -> _Sample:
         try:
             outcome = run_items(fn, batch_items, star=False)
         except ItemError as failure:
-            error = ChunkError(failure.error, failure.position, "running", "in the caller")
-            raise error.for_caller(len(items), len(items) + len(batch_items)) from None
+            error = ChunkError.from_item(failure, "in the caller")
+        else:
+            error = None
+        if error is not None:  # raised outside the except clause: see _map_serially
+            raise error.for_caller(len(items), len(items) + len(batch_items))
         items += batch_items
         results += outcome.values
         spent += outcome.seconds
@@ -236,9 +239,11 @@ def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
         ``plan.backend``, ``plan.workers``, ``plan.chunksize``,
         ``plan.predicted_speedup`` and ``plan.reason``; ``plan.map()`` runs it.
     """
+    from allcores._main_guard import refuse_work_while_main_is_imported
     from allcores.pool import check_map_arguments
     from allcores.shortcuts import has_warm_pool
 
+    refuse_work_while_main_is_imported()
     check_map_arguments(fn, iterable, None)
     workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
     length = known_length(iterable)

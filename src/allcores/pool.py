@@ -2,14 +2,18 @@
 
 The pool validates every argument before any worker starts, builds one backend (see
 ``allcores.backends``), and streams work through the dispatcher (``allcores.dispatch``).
-Its lifecycle is one state behind one lock: open -> closed (no new work; submitted work
-finishes) or terminated (workers stopped at once).
+Its lifecycle is one state, shared with its backend, behind one lock
+(``allcores._lifecycle``): open -> closed (no new calls; calls already made finish, then
+the workers stop), terminated (workers stopped at once) or broken (the workers cannot
+run anything). It belongs to the process that created it: a copy inherited through
+``os.fork()`` refuses work there and never touches the parent's workers.
 """
 
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 import multiprocessing.util  # before our atexit hook: see _terminate_live_pools
 import sys
 import threading
@@ -18,7 +22,10 @@ from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _validate as check
-from allcores._execute import ChunkError
+from allcores._execute import ChunkError, chunk_values
+from allcores._futures import CallbackSafeFuture, settle
+from allcores._lifecycle import Lifecycle, State
+from allcores._main_guard import refuse_work_while_main_is_imported
 from allcores.backends import create_backend, validate_backend_name
 from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
@@ -90,8 +97,9 @@ class Pool:
         ``imap_unordered``, ``starmap``; not ``submit``), and when (off by default);
         :meth:`insights` sums it up and draws the timeline. See ``allcores.timeline``.
 
-    Leaving a ``with`` block waits for submitted work, then stops the workers; if the
-    block is left by an exception (Ctrl-C included), the workers are stopped at once.
+    Leaving a ``with`` block closes the pool (submitted work finishes, then the workers
+    stop); if the block is left by an exception (Ctrl-C included), the pool is
+    terminated: the workers are stopped at once.
     """
 
     def __init__(
@@ -108,6 +116,7 @@ class Pool:
         client: Any = None,
         insights: bool = False,
     ):
+        refuse_work_while_main_is_imported()
         backend_class = validate_backend_name(backend)
         workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
         retries = check.integer("retries", retries, min=0)
@@ -142,18 +151,18 @@ class Pool:
             raise ValueError("address and client: only for backend='dask', "
                              f"got backend={backend!r}")
 
-        self._lock = threading.Lock()
-        self._closed = False  # under _lock
+        self._lifecycle = Lifecycle()
         # Options a backend has no use for (e.g. retries for threads) are not passed.
         wanted = set(backend_class.option_names)
         options = dict(start_method=start_method, initializer=initializer,
                        initargs=initargs or None, retries=retries, timeout=timeout,
                        address=address, client=client)
         self._backend = create_backend(
-            backend, workers, **{k: v for k, v in options.items() if k in wanted})
+            backend, workers, self._lifecycle,
+            **{k: v for k, v in options.items() if k in wanted})
         self._recorder = Recorder(self.workers, self.backend) if insights else None
         # Dropping the last reference to a pool stops its workers.
-        self._finalizer = weakref.finalize(self, self._backend.shutdown, wait=False)
+        self._finalizer = weakref.finalize(self, _stop_now, self._backend, self._lifecycle)
         _live_pools.add(self)
 
     # --- properties -------------------------------------------------------------------
@@ -181,7 +190,9 @@ class Pool:
         return self._recorder.summary(reset=reset)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = self._lifecycle.state.value
+        if not self._lifecycle.owned:
+            state = f"inherited from process {self._lifecycle.owner_pid}"
         return f"<allcores.Pool backend={self.backend!r} workers={self.workers} {state}>"
 
     # --- work -------------------------------------------------------------------------
@@ -218,22 +229,26 @@ class Pool:
         """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``."""
         _check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
-        with self._lock:
-            self._ensure_open()
-            chunk_future = self._backend.submit(self._backend.prepare(call), Chunk(0, [args]),
-                                                True)
-        result: Future = Future()
+        self._lifecycle.check(new_call=True)
+        chunk_future = self._backend.submit(self._backend.prepare(call), Chunk(0, [args]),
+                                            True)
+        result: Future = CallbackSafeFuture()
         result.set_running_or_notify_cancel()
 
         def forward(done: Future) -> None:
-            if done.cancelled():
-                result.set_exception(PoolClosedError("the pool was terminated"))
-            elif isinstance(error := done.exception(), ChunkError):
-                result.set_exception(error.for_caller(0, 1))
-            elif error is not None:
-                result.set_exception(error)
-            else:
-                result.set_result(done.result().values[0])
+            # Runs where the chunk's future settles (an engine thread, maybe): whatever
+            # unpickling the result raises is this call's error, nothing else's.
+            value, error = None, None
+            try:
+                if done.cancelled():
+                    error = PoolClosedError("the pool was terminated")
+                elif (error := done.exception()) is None:
+                    value = chunk_values(done.result(), 1)[0]
+            except BaseException as exc:
+                error = exc
+            if isinstance(error, ChunkError):
+                error = error.for_caller(0, 1)
+            settle(result, result=value, error=error)
 
         chunk_future.add_done_callback(forward)
         return result
@@ -248,29 +263,34 @@ class Pool:
         ``length`` and ``first_item`` describe an input that is the rest of another.
         Chunks are recorded into ``recorder``, else the pool's recorder (if it has one)."""
         check_map_arguments(fn, iterable, chunksize)
-        self._ensure_open()
         if length is None:
             length = known_length(iterable)
         sizer = ChunkSizer(self.workers, length=length, fixed=chunksize,
                            seconds_per_item=seconds_per_item)
+        chunks = ChunkSource(iterable, sizer, first_item)
+        call = _OpenCall(self)  # counted from here: close() lets it finish
         if progress and bar is None:
             bar = progress_bar(length)
         if recorder is None and self._recorder is not None:
             recorder = self._recorder.start_call()
-        return self._run(fn, ChunkSource(iterable, sizer, first_item), ordered, star, bar,
-                         recorder)
+        return self._run(fn, chunks, ordered, star, bar, recorder, call)
 
-    def _run(self, fn, chunks, ordered, star, bar, recorder) -> Iterator[list]:
+    def _run(self, fn, chunks, ordered, star, bar, recorder, call) -> Iterator[list]:
         try:
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
                                              star=star, recorder=recorder):
                 if bar is not None:
                     bar.update(len(chunk.items))
                 yield results
-        except KeyboardInterrupt:
-            self.terminate()  # Ctrl-C: stop every worker now, leave nothing behind
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C (or anything raising KeyboardInterrupt in this thread): stop every
+            # worker now, leave nothing behind. One that fn raised in a worker is only
+            # that call's error.
+            if not getattr(interrupt, "_allcores_from_worker", False):
+                self.terminate()
             raise
         finally:
+            call.end()
             if bar is not None:
                 bar.close()
 
@@ -278,28 +298,46 @@ class Pool:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` or :meth:`terminate` was called."""
-        return self._closed
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise PoolClosedError("the pool is closed")
+        """True once the pool takes no new calls: after :meth:`close` or
+        :meth:`terminate`, when it broke (its workers cannot run anything: the calls
+        then raise, saying why), and in a child process that inherited it through
+        ``os.fork()``."""
+        return self._lifecycle.state is not State.OPEN or not self._lifecycle.owned
 
     def close(self) -> None:
-        """Accept no new work; wait for submitted work to finish; stop the workers."""
-        with self._lock:
-            self._closed = True
-        self._backend.shutdown(wait=True)
-        self._finalizer.detach()
+        """Take no new calls. Calls already made finish (an ``imap`` created before can
+        still be read to its end; a submitted future settles); then the workers stop.
+        Waits for that unless a map is still open (being read, maybe by the very code
+        that closes the pool): the workers then stop when the last one ends."""
+        if not self._lifecycle.owned:
+            return  # the parent's pool: nothing here to stop
+        if self._lifecycle.close():
+            self._backend.shutdown(wait=True)
+            self._finalizer.detach()
 
     def terminate(self) -> None:
-        """Stop the workers now; unfinished work fails with :class:`PoolClosedError`."""
-        with self._lock:
-            self._closed = True
-        self._backend.shutdown(wait=False)
+        """Stop the workers now; unfinished work fails with :class:`PoolClosedError`.
+        Returns within a few seconds whatever the workers are doing."""
         self._finalizer.detach()
+        _stop_now(self._backend, self._lifecycle)
+
+    def _end_call(self) -> None:
+        """A map ended (see _OpenCall); the last one of a closed pool stops the workers,
+        on a thread of its own: this may run in a finally or a garbage collection
+        anywhere, even on one of the pool's own threads."""
+        if self._lifecycle.owned and self._lifecycle.end_call():
+            self._finalizer.detach()
+            try:
+                threading.Thread(target=self._backend.shutdown, kwargs={"wait": True},
+                                 name="allcores-close", daemon=True).start()
+            except RuntimeError:  # no new threads at interpreter exit: stop them now
+                self._backend.shutdown(wait=False)
 
     def __enter__(self) -> Pool:
+        # A closed or terminated pool cannot be used again; a broken one enters, and
+        # its calls then say why it broke.
+        if self._lifecycle.state is not State.BROKEN:
+            self._lifecycle.check(new_call=True)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -331,6 +369,36 @@ def concatenate_results(chunk_results: Iterator[list]) -> list:
     return [] if out is None else out
 
 
+def _stop_now(backend, lifecycle: Lifecycle) -> None:
+    """Terminate: run once, by terminate() or when the pool is collected. A process
+    that inherited the pool through fork() does nothing: the workers are the parent's."""
+    if lifecycle.owned:
+        lifecycle.terminate()
+        backend.shutdown(wait=False)
+
+
+class _OpenCall:
+    """A map whose results are still to be read: counted as open in the pool's
+    lifecycle until it ends, however it ends (read to its end, closed, failed, or
+    collected without ever being started: a generator that never ran has no
+    ``finally`` to run, hence ``__del__``)."""
+
+    __slots__ = ("_pool", "_ended")
+
+    def __init__(self, pool: Pool):
+        self._ended = True  # until begun: a refused call has nothing to end
+        pool._lifecycle.begin_call()
+        self._pool = pool
+        self._ended = False
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._pool._end_call()
+
+    __del__ = end
+
+
 class _BoundCall:
     """``fn(*args, **kwargs)`` as a picklable callable taking the positional args."""
 
@@ -349,3 +417,12 @@ class _BoundCall:
 def _terminate_live_pools() -> None:
     for pool in list(_live_pools):
         pool.terminate()
+
+
+def _forget_the_parents_pools() -> None:
+    # In a fork child the parent's pools are not ours to stop at exit (see Lifecycle).
+    _live_pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_pools)

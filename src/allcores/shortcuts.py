@@ -4,8 +4,10 @@ With ``backend="auto"`` (the default) each call is planned first (``allcores.pla
 the first items run in the caller to time them, and the call then continues serially,
 on threads or on processes, whichever is predicted fastest. Each (backend, workers) pair
 gets one pool, created on first use and kept for the next call, so only the first call
-pays for starting workers. The pools are shut down at interpreter exit. A pool stopped
-by Ctrl-C is replaced by a fresh one on the next call.
+pays for starting workers. The pools are shut down at interpreter exit. A pool that can
+no longer take work (stopped by Ctrl-C, broken because its workers could not start) is
+replaced by a fresh one on the next call; so is every pool in a child made by
+``os.fork()``, whose inherited pools belong to the parent.
 
 ``insights=True`` records the call's chunks (the planner's sample included, as a chunk
 the caller ran); :func:`insights` sums up the latest such call from the same thread.
@@ -13,11 +15,13 @@ the caller ran); :func:`insights` sums up the latest such call from the same thr
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _validate as check
+from allcores._main_guard import refuse_work_while_main_is_imported
 from allcores.backends import running_in_worker, validate_backend_name
 from allcores.cpu import cpu_count
 from allcores.planner import Plan, backend_override, plan
@@ -47,6 +51,18 @@ def default_pool(backend: str = "process", workers: int | None = None) -> Pool:
         if pool is None or pool.closed:
             pool = _default_pools[(backend, workers)] = Pool(workers, backend=backend)
         return pool
+
+
+def _forget_the_parents_pools() -> None:
+    # In a fork child: the parent's pools have no workers here, and the lock may have
+    # been held by another thread at the fork.
+    global _lock
+    _lock = threading.Lock()
+    _default_pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_pools)
 
 
 def has_warm_pool(backend: str, workers: int) -> bool:
@@ -99,6 +115,7 @@ def _chunk_results(fn, iterable, workers, backend, chunksize, progress, ordered,
                    insights=False, eager=False):
     """Validate everything now (at the call), then stream chunk results. ``eager``: the
     caller wants every result at once (``map``), nothing is gained by streaming."""
+    refuse_work_while_main_is_imported()
     check_map_arguments(fn, iterable, chunksize)
     if not isinstance(insights, bool):
         raise TypeError(f"insights: expected True or False, got: {insights!r}")

@@ -52,8 +52,9 @@ def validate_backend_name(name: object) -> type[Backend]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_backend(name: str, workers: int, **options) -> Backend:
-    """An instance of backend ``name`` given the options it takes (its ``option_names``);
+def create_backend(name: str, workers: int, lifecycle, **options) -> Backend:
+    """An instance of backend ``name``, sharing the pool's ``lifecycle``
+    (``allcores._lifecycle``), given the options it takes (its ``option_names``);
     options left at None are not passed."""
     backend_class = validate_backend_name(name)
     given = {key: value for key, value in options.items() if value is not None}
@@ -61,4 +62,4 @@ def create_backend(name: str, workers: int, **options) -> Backend:
     if unknown:
         raise ValueError(f"{', '.join(sorted(unknown))}: not an option of the {name!r} backend "
                          f"(it takes: {', '.join(backend_class.option_names)})")
-    return backend_class(workers, **given)
+    return backend_class(workers, lifecycle=lifecycle, **given)

@@ -1,10 +1,15 @@
 """The interface every backend implements: run a chunk somewhere, return a Future.
 
 Backends know nothing about ordering, windows or chunk sizes (the dispatcher owns
-those). A chunk's future resolves to a ``ChunkResult`` (the list of its results, one per
-item, and how long they took to compute; see ``allcores._execute``), or fails
-with a ``ChunkError`` (an item raised; see ``allcores._execute``), a
-``WorkerCrashedError``, a ``ChunkTimeoutError`` or a ``PoolClosedError``.
+those). A chunk's future resolves to a ``ChunkResult`` (its results, one per item, or
+their pickled bytes for the caller to unpickle, and how long they took to compute; see
+``allcores._execute``), or fails with a ``ChunkError`` (an item raised, or a stage
+failed; see ``allcores._execute``), a ``WorkerCrashedError``, a ``ChunkTimeoutError`` or
+a ``PoolClosedError``.
+
+A backend shares its pool's :class:`~allcores._lifecycle.Lifecycle` (the constructor's
+``lifecycle`` keyword): ``submit`` refuses a chunk when it says so, and a backend whose
+workers cannot run anything marks it BROKEN.
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def shutdown(self, *, wait: bool) -> None:
         """``wait=True``: finish queued work, then stop the workers. ``wait=False``: stop
-        now; queued and running chunks fail with ``PoolClosedError``. Idempotent."""
+        now; queued and running chunks fail with ``PoolClosedError``. Idempotent;
+        ``wait=False`` returns within a bounded time."""
 
     def window(self) -> int:
         """Chunks the dispatcher may keep in flight: enough to keep every worker busy

@@ -5,54 +5,81 @@ Data flow (who owns what)::
     caller thread(s)                 manager thread (one per backend)       worker processes
     ----------------                 --------------------------------       ----------------
     submit() --pickle items-->       _queue: deque[_Job] (under _lock)
-              --append, wake--->     select(wakeup, pipes, sentinels, deadline)
+              --append, wake--->     select(wake-up pipe, sockets, exits, deadline)
                                      an idle, ready worker gets the  ====> recv RunChunk
-                                       next job                              run fn on items
+                                       next job (bytes queued on its         run fn on items
+                                       Channel, written as it drains)
     future.result() <--set-------    ChunkDone / ChunkFailed          <==== send the reply
-                                     sentinel fired: the worker died -> note the lost run;
+      (results still pickled: the    (read as bytes arrive; a partial
+      caller's thread unpickles)      message waits for the rest)
+                                     a worker exited (pidfd/sentinel) -> note the lost run;
                                         requeue its job (retries) or fail it
                                         with WorkerCrashedError; start a new worker
                                      deadline passed: kill the worker ->
                                         ChunkTimeoutError; start a new worker
 
-- The manager thread alone touches workers, pipes and the results of futures. Callers
-  only append to ``_queue`` and change ``_state``, under ``_lock``, and wake the manager
-  through a pipe. The manager starts every worker itself and lives as long as the
-  backend (on Linux a fork child's death signal follows the thread that forked it).
+- The manager thread alone touches workers, sockets and the results of futures. Callers
+  only append to ``_queue`` and set ``_stop_request``, under ``_lock``, and wake the
+  manager through a non-blocking pipe (a full pipe means a wake-up is pending already,
+  so a Ctrl-C between two statements can never lose one). The manager starts every
+  worker itself and lives as long as the backend (on Linux a fork child's death signal
+  follows the thread that forked it).
+- The pool's state is its :class:`~allcores._lifecycle.Lifecycle`, shared with the
+  pool: the manager reads TERMINATED from it and writes BROKEN (the first cause only).
+  ``_stopped`` (under ``_lock``) only says that the manager has exited: a job queued
+  after that is refused at once instead of waiting forever.
+- The manager never blocks on one worker: sockets are non-blocking, with a buffer each
+  way (``allcores._channel``); a worker stopped with SIGSTOP in the middle of a reply
+  holds up nobody, and ``timeout=`` and ``terminate()`` still act on it. It runs no user
+  code: results reach callers as bytes, unpickled in the caller's thread
+  (``allcores._execute.chunk_values``); futures it settles run their callbacks
+  guarded (``allcores._futures``).
 - A worker holds one chunk at a time. The manager thus knows which chunk a dead worker
-  was running, never blocks sending to a busy worker, and never leaves a chunk queued
-  behind a slow one while another worker idles. (Sending the next chunk ahead would
-  save one round trip per chunk, about 5 us here: measured, it was not worth that.)
-- Crashes are seen at once: the manager waits on every worker's process sentinel next
-  to its pipe; it never polls with a timeout.
+  was running, and never leaves a chunk queued behind a slow one while another worker
+  idles. (Sending the next chunk ahead would save one round trip per chunk, about 5 us
+  here: measured, it was not worth that.)
+- Deaths are seen at once, however the worker died: the manager waits on a pidfd per
+  worker where the kernel has them (Linux), which fires when the process exits even if
+  a child it forked still holds its socket and its multiprocessing sentinel; elsewhere
+  on the process sentinel. It never polls with a timeout.
 """
 
 from __future__ import annotations
 
 import collections
-import enum
 import hashlib
 import itertools
 import multiprocessing
 import os
-import pickle
 import selectors
+import signal
+import socket
 import threading
 import time
 from concurrent.futures import Future
-from multiprocessing.connection import wait as wait_for_objects
 
 import cloudpickle
 
+from allcores import _channel
 from allcores import _messages as msg
+from allcores._channel import Channel
 from allcores._execute import (
     PICKLE_PROTOCOL,
     ChunkError,
     ChunkResult,
+    FunctionCache,
     dumps,
+    main_is_importable,
     unpack_exception,
 )
-from allcores._worker import FunctionCache, worker_main
+from allcores._futures import CallbackSafeFuture, settle
+from allcores._lifecycle import Lifecycle, State
+from allcores._main_guard import (
+    MAIN_GUARD_EXIT_CODE,
+    missing_guard_error,
+    skip_missing_main_file,
+)
+from allcores._worker import worker_main
 from allcores.backends import WORKER_PROCESS_NAME
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import (
@@ -67,15 +94,39 @@ from allcores.timeline import LostAttempt
 # A worker that dies before it is ready this many times in a row means workers cannot
 # start at all (a broken environment): fail the work instead of respawning forever.
 MAX_CONSECUTIVE_START_FAILURES = 3
-# After a worker's pipe closes, how long to wait for its process to exit before killing it.
+# How long workers asked to stop get to exit before they are killed; also the longest
+# the manager waits for a dead worker's exit status (the fork server reports it).
 EXIT_GRACE_S = 2.0
+# terminate() waits this long for the manager thread; past it (the manager is stuck in
+# a user's future callback), it kills the worker processes itself and returns.
+TERMINATE_JOIN_S = 5.0
+# Where the selector cannot watch sockets for room to write (Windows), how often the
+# manager retries a send that did not fit.
+WRITE_RETRY_S = 0.01
 
 
-class _State(enum.Enum):
-    RUNNING = "running"
-    CLOSING = "closing"          # finish the queued work, then stop
-    TERMINATING = "terminating"  # stop now
-    STOPPED = "stopped"
+def _forget_the_parents_fork_server() -> None:
+    """In a child made by ``os.fork()``: multiprocessing's fork server (one per process,
+    started by the first forkserver pool) is the parent's. The child cannot use it (asking
+    whether it still runs raises ``ChildProcessError``: it is not the child's child) and
+    must not keep it alive: forget it, and the child's first pool starts its own."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is None:
+        return
+    alive_fd = server._forkserver_alive_fd
+    server._forkserver_pid = server._forkserver_address = server._forkserver_alive_fd = None
+    server._lock = threading.Lock()  # another thread may have held it at the fork
+    if alive_fd is not None:
+        try:
+            os.close(alive_fd)
+        except OSError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_fork_server)
 
 
 class _Job:
@@ -92,7 +143,7 @@ class _Job:
         self.star = star
         self.first_item = chunk.first_item
         self.stop_item = chunk.stop_item
-        self.future: Future = Future()
+        self.future: Future = CallbackSafeFuture()
         self.attempts = 0          # times a worker started running it
         self.started = False       # future marked running (done once, when first sent)
         self.sent_at = 0.0         # perf_counter when last sent to a worker
@@ -102,50 +153,100 @@ class _Job:
 class _WorkerHandle:
     """The manager's view of one worker process."""
 
-    __slots__ = ("process", "conn", "label", "ready", "job", "deadline", "functions", "doomed")
+    __slots__ = ("process", "channel", "pidfd", "exit_watch", "label", "ready", "job",
+                 "deadline", "functions", "doomed", "hung_up")
 
-    def __init__(self, process, conn):
+    def __init__(self, process, channel: Channel, pidfd: int | None):
         self.process = process
-        self.conn = conn
+        self.channel = channel
+        self.pidfd = pidfd             # Linux: readable once the process has exited
+        self.exit_watch = pidfd if pidfd is not None else process.sentinel
         self.label = f"process {process.pid}"  # where its chunks ran, for insights
         self.ready = False             # Ready received: it may be given work
         self.job: _Job | None = None   # the chunk it runs
         self.deadline: float | None = None  # when that chunk times out
         self.functions = FunctionCache()     # mirror of the worker's own function cache
         self.doomed = False            # killed on purpose (timeout): its death is no crash
+        self.hung_up = False           # its socket closed: it is dying
+
+    def kill(self) -> None:
+        """SIGKILL, through the pidfd where there is one (it cannot hit a recycled pid)."""
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            else:
+                self.process.kill()
+        except (OSError, ValueError):
+            pass  # gone already
+
+
+def _open_pidfd(pid: int) -> int | None:
+    if not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:  # an old kernel, or a sandbox that refuses the call
+        return None
 
 
 class _PreparedFunction:
     __slots__ = ("fn_id", "payload")
 
     def __init__(self, fn):
-        self.payload = cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
+        try:
+            self.payload = cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
+        except BaseException as exc:
+            exc.add_note("allcores: failed pickling the function (in the caller)")
+            raise
         self.fn_id = hashlib.blake2b(self.payload, digest_size=16).digest()
 
 
 class _ReadyWatch:
-    """Which pipes and process sentinels are ready to read. On POSIX one selector lives
-    as long as the backend (registering everything anew each round would cost more than
-    the round's work); on Windows, ``multiprocessing.connection.wait``."""
+    """Which sockets, exit watches and pipes are ready. On POSIX one selector lives as
+    long as the backend (registering everything anew each round would cost more than
+    the round's work); on Windows, ``multiprocessing.connection.wait`` (reads only)."""
 
     def __init__(self):
         self._selector = selectors.DefaultSelector() if os.name == "posix" else None
-        self._objects: set = set()
+        self._objects: dict = {}   # object -> selector events
 
-    def add(self, obj) -> None:
-        self._objects.add(obj)
+    @property
+    def watches_writes(self) -> bool:
+        return self._selector is not None
+
+    def set(self, obj, *, read: bool = True, write: bool = False) -> None:
+        events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
+        old = self._objects.get(obj)
+        if old == events:
+            return
+        if not events:
+            self.remove(obj)
+            return
+        self._objects[obj] = events
         if self._selector is not None:
-            self._selector.register(obj, selectors.EVENT_READ)
+            if old is None:
+                self._selector.register(obj, events)
+            else:
+                self._selector.modify(obj, events)
 
     def remove(self, obj) -> None:
-        self._objects.discard(obj)
-        if self._selector is not None:
+        if self._objects.pop(obj, None) is not None and self._selector is not None:
             self._selector.unregister(obj)
 
-    def wait(self, timeout: float | None) -> set:
+    def wait(self, timeout: float | None) -> tuple[set, set]:
+        """(ready to read, ready to write)."""
         if self._selector is None:
-            return set(wait_for_objects(list(self._objects), timeout))
-        return {key.fileobj for key, _ in self._selector.select(timeout)}
+            from multiprocessing.connection import wait as wait_for_objects
+
+            readable = [o for o, events in self._objects.items() if events & selectors.EVENT_READ]
+            return set(wait_for_objects(readable, timeout)), set()
+        readable, writable = set(), set()
+        for key, events in self._selector.select(timeout):
+            if events & selectors.EVENT_READ:
+                readable.add(key.fileobj)
+            if events & selectors.EVENT_WRITE:
+                writable.add(key.fileobj)
+        return readable, writable
 
     def close(self) -> None:
         if self._selector is not None:
@@ -158,15 +259,22 @@ class ProcessBackend(Backend):
     supports_timeout = True
     option_names = ("start_method", "initializer", "initargs", "retries", "timeout")
 
-    def __init__(self, workers: int, *, start_method: str, initializer=None, initargs=(),
-                 retries: int = 1, timeout: float | None = None):
+    def __init__(self, workers: int, *, lifecycle: Lifecycle, start_method: str,
+                 initializer=None, initargs=(), retries: int = 1,
+                 timeout: float | None = None):
         self.workers = workers
         self.retries = retries
         self.timeout = timeout
+        self._lifecycle = lifecycle
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # Workers then fork from a server that has already imported allcores.
             self._context.set_forkserver_preload(["allcores._worker"])
+        if start_method != "fork":
+            skip_missing_main_file()
+        # Workers that cannot import the caller's __main__ (no file: python -c, a REPL,
+        # standard input) get objects of its classes by value (see _execute.dumps).
+        self._main_by_value = start_method != "fork" and not main_is_importable()
         self._init_payload = (
             None if initializer is None
             else cloudpickle.dumps((initializer, tuple(initargs)), protocol=PICKLE_PROTOCOL)
@@ -175,14 +283,16 @@ class ProcessBackend(Backend):
 
         self._lock = threading.Lock()
         self._queue: collections.deque[_Job] = collections.deque()  # under _lock
-        self._state = _State.RUNNING                                 # under _lock
-        self._broken: BaseException | None = None                    # under _lock
+        # None, "drain" (finish the queued work, then stop) or "now".
+        self._stop_request: str | None = None                        # under _lock
+        self._stopped = False                                        # under _lock
         # Whether a queued job could start at once (some ready worker has nothing to do);
         # if not, the manager will look at the queue anyway when the next reply arrives,
         # and callers need not wake it.
         self._worker_idle = False                                    # under _lock
-        self._wake_pending = False                                   # under _lock
-        self._wakeup_reader, self._wakeup_writer = multiprocessing.Pipe(duplex=False)
+        self._wakeup_reader, self._wakeup_writer = os.pipe()
+        os.set_blocking(self._wakeup_reader, False)
+        os.set_blocking(self._wakeup_writer, False)
         # Every worker gets the read end; only this process holds the write end, so its
         # death (however abrupt) closes the pipe and every worker exits (see _worker).
         self._lifeline_reader, self._lifeline_writer = self._context.Pipe(duplex=False)
@@ -201,14 +311,19 @@ class ProcessBackend(Backend):
         return _PreparedFunction(fn)
 
     def submit(self, prepared_fn: _PreparedFunction, chunk: Chunk, star: bool) -> Future:
-        items_payload = dumps(chunk.items)
+        self._lifecycle.check(new_call=False)
+        try:
+            items_payload = dumps(chunk.items, main_by_value=self._main_by_value)
+        except BaseException as exc:
+            exc.add_note(f"allcores: failed pickling the items for items "
+                         f"{chunk.first_item}..{chunk.stop_item - 1} (in the caller)")
+            raise
         job = _Job(next(self._chunk_ids), prepared_fn.fn_id, prepared_fn.payload,
                    items_payload, star, chunk)
         with self._lock:
-            if self._broken is not None:
-                raise self._broken
-            if self._state is not _State.RUNNING:
-                raise PoolClosedError("the pool is closed")
+            if self._stopped:
+                raise (self._lifecycle.refusal(new_call=False)
+                       or PoolClosedError("the pool's workers have stopped"))
             self._queue.append(job)
             if self._worker_idle:
                 self._wake()
@@ -216,48 +331,64 @@ class ProcessBackend(Backend):
 
     def shutdown(self, *, wait: bool) -> None:
         with self._lock:
-            if self._state is _State.RUNNING or (not wait and self._state is _State.CLOSING):
-                self._state = _State.CLOSING if wait else _State.TERMINATING
-                self._wake()
-        if threading.current_thread() is not self._thread:
+            if self._stop_request != "now":
+                self._stop_request = "drain" if wait else "now"
+            self._wake()
+        if threading.current_thread() is self._thread:
+            return  # called from a callback the manager runs: it stops after this round
+        if wait:
             self._thread.join()
+            return
+        self._thread.join(TERMINATE_JOIN_S)
+        if self._thread.is_alive():  # stuck in a user's callback: stop the workers anyway
+            for handle in list(self._handles):
+                handle.kill()
 
     def _wake(self) -> None:
-        """Wake the manager (call with _lock held). At most one byte sits in the pipe,
-        so this never blocks on a full pipe."""
-        if not self._wake_pending:
-            self._wake_pending = True
-            self._wakeup_writer.send_bytes(b"")
+        """Wake the manager. Never blocks: a full pipe already holds a wake-up."""
+        try:
+            os.write(self._wakeup_writer, b"\0")
+        except (BlockingIOError, OSError):
+            pass
 
     # --- the manager thread -------------------------------------------------------------
 
     def _manage(self) -> None:
         try:
-            self._watch.add(self._wakeup_reader)
+            self._watch.set(self._wakeup_reader)
             for _ in range(self.workers):
-                self._start_worker()
+                self._add_worker()
             while self._step():
                 pass
         except BaseException as exc:  # a bug here must fail the work, never hang it
             self._break(exc)
             raise
         finally:
-            self._stop_workers(kill=True)
-            with self._lock:  # no caller is inside _wake(), and none will enter it again
-                self._state = _State.STOPPED
-                self._wakeup_writer.close()
+            with self._lock:
+                gently = self._stop_request == "drain"
+            self._stop_workers(gently=gently and self._lifecycle.state is not State.BROKEN)
+            with self._lock:  # from now on submit() refuses instead of queueing
+                self._stopped = True
+                leftover = list(self._queue)
+                self._queue.clear()
+            refusal = (self._lifecycle.refusal(new_call=False)
+                       or PoolClosedError("the pool's workers have stopped"))
+            self._fail(leftover, refusal)
             self._watch.close()
-            self._wakeup_reader.close()
+            os.close(self._wakeup_reader)
+            os.close(self._wakeup_writer)
             self._lifeline_reader.close()
             self._lifeline_writer.close()
 
     def _step(self) -> bool:
-        """One round of the manager loop; False once the backend has stopped."""
+        """One round of the manager loop; False once the backend is to stop."""
         with self._lock:
-            state = self._state
-        if state is _State.TERMINATING:
-            self._fail_everything(PoolClosedError("the pool was terminated"))
-            return self._finish(kill=True)
+            stop = self._stop_request
+        state = self._lifecycle.state
+        if stop == "now" or state is State.TERMINATED or state is State.BROKEN:
+            self._fail_everything(self._lifecycle.refusal(new_call=False)
+                                  or PoolClosedError("the pool was terminated"))
+            return False
         self._assign_jobs()
         with self._lock:
             # Published together with the queue check, so that a job appended from now on
@@ -265,46 +396,62 @@ class ProcessBackend(Backend):
             self._worker_idle = any(h.ready and h.job is None and not h.doomed
                                     for h in self._handles)
             more_to_assign = self._worker_idle and bool(self._queue)
-            finished = state is _State.CLOSING and not self._queue and all(
+            finished = stop == "drain" and not self._queue and all(
                 h.job is None for h in self._handles)
         if finished:
-            return self._finish(kill=False)
+            return False
         if more_to_assign:
             return True
 
-        ready = self._watch.wait(self._seconds_to_next_deadline())
-        if self._wakeup_reader in ready:
-            with self._lock:
-                self._wake_pending = False
-                while self._wakeup_reader.poll():
-                    self._wakeup_reader.recv_bytes()
+        readable, writable = self._watch.wait(self._seconds_to_wait())
+        if self._wakeup_reader in readable:
+            try:
+                while os.read(self._wakeup_reader, 4096):
+                    pass
+            except BlockingIOError:
+                pass
         for handle in list(self._handles):
-            if handle.process.sentinel in ready:
+            if handle.exit_watch in readable:
                 self._on_exit(handle)
-            elif handle.conn in ready:
+                continue
+            if handle.channel in readable:
                 self._receive(handle)
+            if handle in self._handles and (handle.channel in writable
+                                            or not self._watch.watches_writes):
+                self._flush(handle)
         self._enforce_deadlines()
         return True
 
-    def _finish(self, *, kill: bool) -> bool:
-        self._stop_workers(kill=kill)
-        with self._lock:
-            self._state = _State.STOPPED
-        return False
+    def _add_worker(self) -> None:
+        """Start one worker. If the system refuses (out of file descriptors or
+        processes, say), the pool is broken with a ``WorkerInitError`` (the cause
+        chained): its work fails with it, and a default pool is replaced on the next
+        call."""
+        try:
+            self._start_worker()
+        except Exception as exc:
+            error = WorkerInitError(f"could not start a worker process: {exc}")
+            error.__cause__ = exc
+            self._break(error)
 
     def _start_worker(self) -> None:
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=worker_main,
-            args=(child_conn, self._lifeline_reader, os.getpid(), self._init_payload),
-            name=WORKER_PROCESS_NAME, daemon=False,
-        )
-        process.start()
-        child_conn.close()
-        handle = _WorkerHandle(process, parent_conn)
+        parent_end, child_end = socket.socketpair()
+        try:
+            process = self._context.Process(
+                target=worker_main,
+                args=(child_end, self._lifeline_reader, os.getpid(), self._init_payload),
+                name=WORKER_PROCESS_NAME, daemon=False,
+            )
+            process.start()
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
+        handle = _WorkerHandle(process, Channel(parent_end), _open_pidfd(process.pid))
         self._handles.append(handle)
-        self._watch.add(handle.conn)
-        self._watch.add(handle.process.sentinel)
+        self._watch.set(handle.channel)
+        self._watch.set(handle.exit_watch)
 
     def _next_job(self) -> _Job | None:
         with self._lock:
@@ -318,7 +465,7 @@ class ProcessBackend(Backend):
 
     def _assign_jobs(self) -> None:
         for handle in self._handles:
-            if not handle.ready or handle.job is not None or handle.doomed:
+            if not handle.ready or handle.job is not None or handle.doomed or handle.hung_up:
                 continue
             job = self._next_job()
             if job is None:
@@ -327,28 +474,46 @@ class ProcessBackend(Backend):
             task = msg.RunChunk(job.chunk_id, job.fn_id,
                                 job.fn_payload if send_function else None,
                                 job.items_payload, job.star)
-            try:
-                handle.conn.send(task)
-            except OSError:
-                # The worker died after its Ready; its sentinel will tell.
-                with self._lock:
-                    self._queue.appendleft(job)
-                handle.doomed = True
-                continue
             handle.functions.use(job.fn_id)
             handle.job = job
             job.attempts += 1
             job.sent_at = time.perf_counter()
             if self.timeout is not None:
                 handle.deadline = time.monotonic() + self.timeout
+            self._send(handle, task)
+
+    def _send(self, handle: _WorkerHandle, message) -> None:
+        try:
+            handle.channel.send(message)
+        except OSError:
+            self._hang_up(handle)  # its exit, seen next, accounts for its job
+            return
+        self._watch.set(handle.channel, read=not handle.hung_up,
+                        write=handle.channel.wants_to_write)
+
+    def _flush(self, handle: _WorkerHandle) -> None:
+        try:
+            handle.channel.flush()
+        except OSError:
+            self._hang_up(handle)
+            return
+        self._watch.set(handle.channel, read=not handle.hung_up,
+                        write=handle.channel.wants_to_write)
 
     def _receive(self, handle: _WorkerHandle) -> None:
-        try:
-            reply = handle.conn.recv()
-        except (EOFError, OSError, pickle.UnpicklingError):
-            self._on_exit(handle)  # the worker is dying: its pipe broke
-        else:
+        replies, closed = handle.channel.receive()
+        for reply in replies:
             self._handle_reply(handle, reply)
+        if closed:
+            self._hang_up(handle)
+
+    def _hang_up(self, handle: _WorkerHandle) -> None:
+        """Its socket closed or broke: a live worker never does that, so it is dying.
+        Make sure it dies; its exit (watched) then accounts for its job."""
+        if not handle.hung_up:
+            handle.hung_up = True
+            self._watch.remove(handle.channel)
+            handle.kill()
 
     def _handle_reply(self, handle: _WorkerHandle, reply) -> None:
         if isinstance(reply, msg.Ready):
@@ -363,38 +528,21 @@ class ProcessBackend(Backend):
             if job is None or job.chunk_id != reply.chunk_id or job.future.done():
                 return  # a late reply for a chunk that already failed (timed out)
             if isinstance(reply, msg.ChunkDone):
-                try:
-                    values = pickle.loads(reply.results_payload)
-                    job.future.set_result(ChunkResult(values, reply.seconds, reply.started,
-                                                      handle.label, job.lost))
-                except Exception as exc:
-                    job.future.set_exception(
-                        ChunkError(exc, None, "unpickling the results", "in the caller"))
+                settle(job.future, result=ChunkResult(
+                    None, reply.seconds, reply.started, handle.label, job.lost,
+                    reply.results_payload))
             else:
-                where = f"in worker process {handle.process.pid}"
-                job.future.set_exception(ChunkError(
-                    unpack_exception(reply.error), reply.position, reply.stage, where))
+                settle(job.future, error=ChunkError.from_reply(reply))
 
     def _on_exit(self, handle: _WorkerHandle) -> None:
-        """The worker's process ended (or its pipe broke): account for its chunk."""
-        while not handle.doomed:  # replies it sent just before dying still count
-            try:
-                if not handle.conn.poll():
-                    break
-                reply = handle.conn.recv()
-            except (EOFError, OSError, pickle.UnpicklingError):
-                break
-            self._handle_reply(handle, reply)
-        handle.process.join(EXIT_GRACE_S)
-        if handle.process.is_alive():
-            handle.process.kill()
-            handle.process.join()
+        """The worker's process ended: account for its chunk, and replace it."""
+        if not handle.hung_up and not handle.doomed:
+            self._receive(handle)  # replies it sent just before dying still count
         exitcode = handle.process.exitcode
-        self._watch.remove(handle.conn)
-        self._watch.remove(handle.process.sentinel)
-        handle.conn.close()
-        handle.process.close()
-        self._handles.remove(handle)
+        if exitcode is None:  # the fork server reports exits a moment later
+            handle.process.join(EXIT_GRACE_S)
+            exitcode = handle.process.exitcode
+        self._forget(handle)
 
         job = handle.job
         if job is not None and not job.future.done():
@@ -403,24 +551,41 @@ class ProcessBackend(Backend):
                 with self._lock:
                     self._queue.appendleft(job)  # run it again, before anything else
             else:
-                job.future.set_exception(WorkerCrashedError(
+                settle(job.future, error=WorkerCrashedError(
                     job.first_item, job.stop_item, exitcode, job.attempts))
         if not handle.ready and not handle.doomed:
             self._start_failures += 1
-            if self._start_failures >= MAX_CONSECUTIVE_START_FAILURES:
+            if exitcode == MAIN_GUARD_EXIT_CODE:
+                self._break(missing_guard_error())
+            elif self._start_failures >= MAX_CONSECUTIVE_START_FAILURES:
                 self._break(WorkerInitError(
                     f"worker processes die while starting ({describe_exit(exitcode)}, "
                     f"{self._start_failures} times in a row)"))
         with self._lock:
-            replace = self._state in (_State.RUNNING, _State.CLOSING) and self._broken is None
-        if replace:
-            self._start_worker()
+            replace = self._stop_request is None or (
+                self._stop_request == "drain" and bool(self._queue))
+        if replace and self._lifecycle.state in (State.OPEN, State.CLOSED):
+            self._add_worker()
 
-    def _seconds_to_next_deadline(self) -> float | None:
+    def _forget(self, handle: _WorkerHandle) -> None:
+        """Reap the process and close everything of it (it has exited or is killed)."""
+        if not handle.hung_up:
+            self._watch.remove(handle.channel)
+        self._watch.remove(handle.exit_watch)
+        handle.channel.close()
+        if handle.pidfd is not None:
+            os.close(handle.pidfd)
+        if handle.process.exitcode is not None:
+            handle.process.close()
+        self._handles.remove(handle)
+
+    def _seconds_to_wait(self) -> float | None:
         deadlines = [h.deadline for h in self._handles if h.deadline is not None]
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        if not self._watch.watches_writes and any(h.channel.wants_to_write
+                                                  for h in self._handles):
+            wait = WRITE_RETRY_S if wait is None else min(wait, WRITE_RETRY_S)
+        return wait
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -429,16 +594,16 @@ class ProcessBackend(Backend):
                 continue
             job, handle.job, handle.deadline = handle.job, None, None
             handle.doomed = True
-            handle.process.kill()  # its sentinel fires next round; a new worker replaces it
-            job.future.set_exception(ChunkTimeoutError(
+            handle.kill()  # its exit is seen next round; a new worker replaces it
+            settle(job.future, error=ChunkTimeoutError(
                 f"items {job.first_item}..{job.stop_item - 1} ran longer than the pool's "
                 f"timeout of {self.timeout} s; their worker was killed and replaced"))
 
     def _break(self, error: BaseException) -> None:
-        """Workers cannot run anything: fail all work now and refuse new work."""
-        with self._lock:
-            self._broken = error
-        self._fail_everything(error)
+        """Workers cannot run anything: the pool is BROKEN (the first cause is kept),
+        all work fails with that cause, and the manager stops."""
+        self._lifecycle.break_with(error)
+        self._fail_everything(self._lifecycle.error or error)
 
     def _fail_everything(self, error: BaseException) -> None:
         with self._lock:
@@ -449,29 +614,33 @@ class ProcessBackend(Backend):
                 jobs.append(handle.job)
             handle.job = None
             handle.deadline = None
+        self._fail(jobs, error)
+
+    @staticmethod
+    def _fail(jobs, error: BaseException) -> None:
         for job in jobs:
             if not job.started:
                 job.started = job.future.set_running_or_notify_cancel()
-            if job.started and not job.future.done():
-                job.future.set_exception(error)
+            if job.started:
+                settle(job.future, error=error)
 
-    def _stop_workers(self, *, kill: bool) -> None:
+    def _stop_workers(self, *, gently: bool) -> None:
+        """Kill the workers, or (``gently``) ask idle ones to stop and give them
+        EXIT_GRACE_S to exit before killing them; reap them all: nothing is left
+        behind."""
         for handle in self._handles:
-            if kill:
-                handle.process.kill()
-            else:
+            # One still starting reads the Stop after its initializer and its Ready.
+            if gently and handle.job is None and not handle.hung_up:
                 try:
-                    handle.conn.send(msg.Stop())
+                    handle.channel.send(msg.Stop())
                 except OSError:
-                    handle.process.kill()
+                    handle.kill()
+            else:
+                handle.kill()
         deadline = time.monotonic() + EXIT_GRACE_S
-        for handle in self._handles:
+        for handle in list(self._handles):
             handle.process.join(max(0.0, deadline - time.monotonic()))
-            if handle.process.is_alive():
-                handle.process.kill()
+            if handle.process.exitcode is None:
+                handle.kill()
                 handle.process.join()
-            self._watch.remove(handle.conn)
-            self._watch.remove(handle.process.sentinel)
-            handle.conn.close()
-            handle.process.close()
-        self._handles.clear()
+            self._forget(handle)

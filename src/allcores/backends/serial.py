@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 
 from allcores._execute import ChunkError, ItemError, run_items
+from allcores._futures import CallbackSafeFuture
+from allcores._lifecycle import Lifecycle
 from allcores.backends.base import Backend, Chunk
-from allcores.errors import PoolClosedError, WorkerInitError
+from allcores.errors import WorkerInitError
 
 
 class SerialBackend(Backend):
@@ -16,9 +17,10 @@ class SerialBackend(Backend):
     supports_timeout = False
     runs_chunks_in_submit = True
 
-    def __init__(self, workers: int = 1, *, initializer=None, initargs=()):
+    def __init__(self, workers: int = 1, *, lifecycle: Lifecycle, initializer=None,
+                 initargs=()):
         self.workers = 1  # by definition; asking for more is not an error, just moot
-        self._closed = threading.Event()
+        self._lifecycle = lifecycle
         if initializer is not None:
             try:
                 initializer(*initargs)
@@ -26,20 +28,17 @@ class SerialBackend(Backend):
                 raise WorkerInitError("the pool's initializer raised in the caller") from exc
 
     def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
-        if self._closed.is_set():
-            raise PoolClosedError("the pool is closed")
-        future: Future = Future()
+        self._lifecycle.check(new_call=False)
+        future: Future = CallbackSafeFuture()
         future.set_running_or_notify_cancel()
         try:
             future.set_result(run_items(prepared_fn, chunk.items, star))
         except ItemError as failure:
-            future.set_exception(
-                ChunkError(failure.error, failure.position, "running", "in the caller")
-            )
+            future.set_exception(ChunkError.from_item(failure, "in the caller"))
         return future
 
     def window(self) -> int:
         return 1  # compute a chunk only when the caller asks for the next result
 
     def shutdown(self, *, wait: bool) -> None:
-        self._closed.set()
+        pass  # nothing runs in the background

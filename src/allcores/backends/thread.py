@@ -18,6 +18,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from allcores._execute import ChunkError, ItemError, run_items
+from allcores._futures import CallbackSafeFuture, settle
+from allcores._lifecycle import Lifecycle
 from allcores.backends import THREAD_NAME_PREFIX
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError, WorkerInitError
@@ -28,26 +30,25 @@ class ThreadBackend(Backend):
     runs_in_caller_process = True
     supports_timeout = False
 
-    def __init__(self, workers: int, *, initializer=None, initargs=()):
+    def __init__(self, workers: int, *, lifecycle: Lifecycle, initializer=None, initargs=()):
         self.workers = workers
+        self._lifecycle = lifecycle
         self._initializer = initializer
         self._initargs = initargs
         self._initialized = threading.local()  # .done: this thread ran the initializer
         # Reentrant: cancelling under the lock runs the done callback (_forget) at once.
         self._lock = threading.RLock()
-        self._init_error: WorkerInitError | None = None  # under _lock
-        self._closed = False                              # under _lock
+        self._stopped = False                             # under _lock: shutdown() ran
         self._unfinished: set[Future] = set()             # under _lock
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix=THREAD_NAME_PREFIX)
 
     def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
-        future: Future = Future()
+        future: Future = CallbackSafeFuture()
         with self._lock:
-            if self._init_error is not None:
-                raise self._init_error
-            if self._closed:
-                raise PoolClosedError("the pool is closed")
+            self._lifecycle.check(new_call=False)
+            if self._stopped:
+                raise PoolClosedError("the pool's workers have stopped")
             self._unfinished.add(future)
             self._executor.submit(self._run, future, prepared_fn, chunk.items, star)
         future.add_done_callback(self._forget)
@@ -67,28 +68,27 @@ class ThreadBackend(Backend):
             outcome = run_items(fn, items, star, worker=threading.current_thread().name)
         except ItemError as failure:
             where = f"in thread {threading.current_thread().name}"
-            future.set_exception(ChunkError(failure.error, failure.position, "running", where))
-        except BaseException as exc:  # WorkerInitError, or a BaseException from fn
-            future.set_exception(exc)
+            settle(future, error=ChunkError.from_item(failure, where))
+        except BaseException as exc:  # WorkerInitError
+            settle(future, error=exc)
         else:
-            future.set_result(outcome)
+            settle(future, result=outcome)
 
     def _initialize_this_thread(self) -> None:
         if self._initializer is None or getattr(self._initialized, "done", False):
             return
         try:
             self._initializer(*self._initargs)
-        except Exception as exc:
+        except BaseException as exc:
             error = WorkerInitError("the pool's initializer raised in a worker thread")
             error.__cause__ = exc
-            with self._lock:
-                self._init_error = error
+            self._lifecycle.break_with(error)
             raise error from exc
         self._initialized.done = True
 
     def shutdown(self, *, wait: bool) -> None:
         with self._lock:
-            self._closed = True
+            self._stopped = True
             unfinished = list(self._unfinished)
         if wait:
             self._executor.shutdown(wait=True)

@@ -1,0 +1,133 @@
+"""Framed messages over a stream socket: blocking in a worker, never blocking in the manager.
+
+A worker and its pool's manager thread talk over one end each of a ``socket.socketpair()``.
+Each message is a pickled ``allcores._messages`` object behind an 8-byte length, so the
+manager can read whatever bytes have arrived and keep a partial message until the rest
+comes: a worker stopped (SIGSTOP) or killed in the middle of a reply can never block
+it, and neither can a worker that stops reading while a big chunk is being sent (the
+manager keeps the unsent bytes and writes them when the socket has room). Only our own
+message classes are unpickled here; their payloads (user objects) stay bytes.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+
+_LENGTH = struct.Struct("!Q")
+# How much one recv() may take at once: a few pipe buffers, so that a stream of small
+# replies costs one system call per round, not one per message.
+RECV_BYTES = 1 << 18
+
+
+def frame(message) -> bytes:
+    """``message`` pickled, behind its length."""
+    body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+# --- the worker's side: blocking ------------------------------------------------------------
+
+
+def send(sock: socket.socket, message) -> None:
+    sock.sendall(frame(message))
+
+
+def receive(sock: socket.socket):
+    """The next message; ``EOFError`` when the other side closed the socket."""
+    (length,) = _LENGTH.unpack(_receive_exactly(sock, _LENGTH.size))
+    return pickle.loads(_receive_exactly(sock, length))
+
+
+def _receive_exactly(sock: socket.socket, count: int) -> bytes:
+    buffer = bytearray(count)
+    view = memoryview(buffer)
+    got = 0
+    while got < count:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise EOFError("the socket was closed")
+        got += n
+    return bytes(buffer)
+
+
+# --- the manager's side: non-blocking -------------------------------------------------------
+
+
+class Channel:
+    """The manager's end of one worker's socket: non-blocking, with a send buffer and a
+    receive buffer. Owned by the manager thread alone."""
+
+    def __init__(self, sock: socket.socket):
+        sock.setblocking(False)
+        self.sock = sock
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    @property
+    def wants_to_write(self) -> bool:
+        return bool(self._outbox)
+
+    def send(self, message) -> None:
+        """Queue ``message`` and write what the socket takes now; call :meth:`flush` when
+        the socket is writable again. ``OSError`` if the worker's end is gone."""
+        data = frame(message)
+        if not self._outbox:  # the usual case: it all fits at once, no copy kept
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._outbox += data
+
+    def flush(self) -> None:
+        while self._outbox:
+            try:
+                sent = self.sock.send(self._outbox)
+            except (BlockingIOError, InterruptedError):
+                return
+            del self._outbox[:sent]
+
+    def receive(self) -> tuple[list, bool]:
+        """The complete messages that arrived, and whether the worker's end is closed."""
+        closed = False
+        while True:
+            try:
+                data = self.sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # e.g. ECONNRESET: the worker died with unread data
+                closed = True
+                break
+            if not data:
+                closed = True
+                break
+            self._inbox += data
+            if len(data) < RECV_BYTES:
+                break
+        return self._take_messages(), closed
+
+    def _take_messages(self) -> list:
+        messages = []
+        start = 0
+        inbox = self._inbox
+        with memoryview(inbox) as view:  # released before the buffer is resized
+            while len(inbox) - start >= _LENGTH.size:
+                (length,) = _LENGTH.unpack_from(inbox, start)
+                end = start + _LENGTH.size + length
+                if len(inbox) < end:
+                    break
+                messages.append(pickle.loads(view[start + _LENGTH.size:end]))
+                start = end
+        if start:
+            del inbox[:start]
+        return messages
+
+    def close(self) -> None:
+        self.sock.close()
