@@ -264,12 +264,22 @@ class ChunkError(Exception):
     ``allcores._messages.STAGES``), ``where`` where.
     """
 
-    def __init__(self, error: BaseException, position: int | None, stage: str, where: str):
-        super().__init__(error, position, stage, where)
-        self.error = error
+    def __init__(self, error: BaseException | RemoteException, position: int | None,
+                 stage: str, where: str):
+        super().__init__(position, stage, where)
+        self._error = error
         self.position = position
         self.stage = stage
         self.where = where
+
+    @property
+    def error(self) -> BaseException:
+        """The exception; one a worker packed is unpacked on first use, in the thread
+        that hands it to the caller: unpickling it runs the exception class's code,
+        which must never run (or hang, or raise) on an engine thread."""
+        if isinstance(self._error, RemoteException):
+            self._error = unpack_exception(self._error)
+        return self._error
 
     @classmethod
     def from_item(cls, failure: ItemError, where: str) -> ChunkError:
@@ -278,9 +288,8 @@ class ChunkError(Exception):
 
     @classmethod
     def from_reply(cls, reply: ChunkFailed) -> ChunkError:
-        """The failure a worker reported."""
-        return cls(unpack_exception(reply.error), reply.position, reply.stage,
-                   f"in {reply.worker}")
+        """The failure a worker reported (its exception still packed)."""
+        return cls(reply.error, reply.position, reply.stage, f"in {reply.worker}")
 
     def for_caller(self, first_item: int, stop_item: int) -> BaseException:
         """The exception the caller sees, with a note naming the item or the stage.
@@ -289,12 +298,13 @@ class ChunkError(Exception):
             note = f"allcores: raised by item {first_item + self.position} of the input"
         else:
             note = f"allcores: failed {self.stage} for items {first_item}..{stop_item - 1}"
-        self.error.add_note(f"{note} ({self.where})")
+        error = self.error
+        error.add_note(f"{note} ({self.where})")
         if self.where != "in the caller":
             # A KeyboardInterrupt that fn raised in a worker is that call's error, not a
             # Ctrl-C: the pool must not stop its workers for it (see Pool._run).
-            self.error._allcores_from_worker = True
-        return self.error
+            error._allcores_from_worker = True
+        return error
 
 
 def chunk_values(outcome: ChunkResult, items: int) -> list:

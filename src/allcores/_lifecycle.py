@@ -42,7 +42,9 @@ class Lifecycle:
     ``lock``; any thread may read them."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        # Reentrant: a map collected by the garbage collector ends its call (end_call)
+        # in whatever thread the collection runs, maybe one inside this lock already.
+        self.lock = threading.RLock()
         self.state = State.OPEN
         self.owner_pid = os.getpid()
         self.error: BaseException | None = None  # why it broke: the first cause only
