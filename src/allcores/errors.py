@@ -6,7 +6,8 @@
     └── AllcoresError                 base class: catch this to catch any of ours
         ├── WorkerCrashedError        a worker process died running a chunk, retries spent
         ├── ChunkTimeoutError         a chunk overran the pool's ``timeout`` (also a TimeoutError)
-        ├── PoolClosedError           work submitted to a pool that is closed or terminated
+        ├── PoolClosedError           work submitted to a pool that is closed, terminated,
+        │                             broken, or inherited through os.fork()
         └── WorkerInitError           workers could not start: the pool's ``initializer``
                                       raised, the system refused a process, or the script
                                       lacks its ``if __name__ == "__main__":`` guard
@@ -55,7 +56,9 @@ class ChunkTimeoutError(AllcoresError, TimeoutError):
 
 
 class PoolClosedError(AllcoresError, RuntimeError):
-    """The pool was closed or terminated before this work could run."""
+    """The pool takes no more work: it was closed or terminated before this work could
+    run, it broke (the message and the cause say why), or this process inherited it
+    through ``os.fork()`` from the process that owns it."""
 
 
 class WorkerInitError(AllcoresError):

@@ -94,6 +94,11 @@ from allcores.timeline import LostAttempt
 # A worker that dies before it is ready this many times in a row means workers cannot
 # start at all (a broken environment): fail the work instead of respawning forever.
 MAX_CONSECUTIVE_START_FAILURES = 3
+# Starting a worker that the system refuses is tried this many times, with pauses of
+# START_RETRY_S, 2 x START_RETRY_S, ... (the manager waits: this happens only when the
+# system is short of something).
+START_ATTEMPTS = 3
+START_RETRY_S = 0.05
 # How long workers asked to stop get to exit before they are killed; also the longest
 # the manager waits for a dead worker's exit status (the fork server reports it).
 EXIT_GRACE_S = 2.0
@@ -423,16 +428,22 @@ class ProcessBackend(Backend):
         return True
 
     def _add_worker(self) -> None:
-        """Start one worker. If the system refuses (out of file descriptors or
-        processes, say), the pool is broken with a ``WorkerInitError`` (the cause
-        chained): its work fails with it, and a default pool is replaced on the next
-        call."""
-        try:
-            self._start_worker()
-        except Exception as exc:
-            error = WorkerInitError(f"could not start a worker process: {exc}")
-            error.__cause__ = exc
-            self._break(error)
+        """Start one worker. A refusal may pass (a fork server that is restarting, a
+        moment without free processes): try START_ATTEMPTS times. If the system still
+        refuses (out of file descriptors, say), the pool is broken with a
+        ``WorkerInitError`` (the cause chained): its work fails with it, and a default
+        pool is replaced on the next call."""
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_worker()
+                return
+            except Exception as exc:
+                refusal = exc
+            if attempt + 1 < START_ATTEMPTS:
+                time.sleep(START_RETRY_S * 2 ** attempt)
+        error = WorkerInitError(f"could not start a worker process: {refusal}")
+        error.__cause__ = refusal
+        self._break(error)
 
     def _start_worker(self) -> None:
         parent_end, child_end = socket.socketpair()
