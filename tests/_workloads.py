@@ -420,3 +420,15 @@ def raise_base_exception(name: str, bad, x):
 
         raise getattr(builtins, name)()
     return x * x
+
+
+def fork_then_sleep(pid_file: str, x):
+    """Fork a grandchild that sleeps, record its pid, then sleep too: a chunk that
+    started a subprocess and overruns."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(WAIT_LIMIT_S)
+        os._exit(0)
+    append_line(pid_file, str(child))
+    time.sleep(WAIT_LIMIT_S)
+    return x

@@ -336,6 +336,24 @@ def test_a_worker_that_forked_a_child_then_died_is_seen_at_once(pools, start_met
         kill_leftovers(w.read_ints(pid_file))
 
 
+@pytest.mark.parametrize("stop", ["timeout", "terminate"])
+def test_a_killed_worker_takes_the_processes_it_started_with_it(pools, stop, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    pool = pools(backend="process", timeout=2.0 if stop == "timeout" else None, retries=0)
+    try:
+        future = pool.submit(w.fork_then_sleep, str(pid_file), 0)
+        grandchild = int(wait_until(lambda: w.read_lines(pid_file), BOUND_S,
+                                    "the chunk to start its subprocess")[0])
+        if stop == "timeout":
+            assert isinstance(future.exception(timeout=BOUND_S), ChunkTimeoutError)
+        else:
+            pool.terminate()
+            assert isinstance(future.exception(timeout=BOUND_S), PoolClosedError)
+        wait_pids_gone([grandchild], 5)
+    finally:
+        kill_leftovers(w.read_ints(pid_file))
+
+
 def test_a_worker_stopped_in_the_middle_of_a_reply_blocks_nothing(pools):
     pool = pools(backend="process", timeout=1.0, retries=0)
     began = time.monotonic()

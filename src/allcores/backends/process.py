@@ -54,6 +54,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -174,8 +175,14 @@ class _WorkerHandle:
         self.doomed = False            # killed on purpose (timeout): its death is no crash
         self.hung_up = False           # its socket closed: it is dying
 
-    def kill(self) -> None:
-        """SIGKILL, through the pidfd where there is one (it cannot hit a recycled pid)."""
+    def kill(self, children: dict[int, list[int]] | None = None) -> None:
+        """SIGKILL the worker, through the pidfd where there is one (it cannot hit a
+        recycled pid), and every process it started that still runs (as loky's
+        kill_process_tree does: a subprocess of a timed-out or terminated chunk must
+        not live on). ``children``: a :func:`_children_by_parent` already read."""
+        if children is None:
+            children = _children_by_parent()
+        descendants = _descendants(self.process.pid, children)
         try:
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
@@ -183,6 +190,41 @@ class _WorkerHandle:
                 self.process.kill()
         except (OSError, ValueError):
             pass  # gone already
+        for pid in descendants:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from /proc (Linux; elsewhere nothing is known)."""
+    children: dict[int, list[int]] = {}
+    if not sys.platform.startswith("linux"):
+        return children
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
+    found, todo = [], list(children.get(pid, ()))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, ()))
+    return found
 
 
 def _open_pidfd(pid: int) -> int | None:
@@ -346,8 +388,9 @@ class ProcessBackend(Backend):
             return
         self._thread.join(TERMINATE_JOIN_S)
         if self._thread.is_alive():  # stuck in a user's callback: stop the workers anyway
+            children = _children_by_parent()
             for handle in list(self._handles):
-                handle.kill()
+                handle.kill(children)
 
     def _wake(self) -> None:
         """Wake the manager. Never blocks: a full pipe already holds a wake-up."""
@@ -639,15 +682,16 @@ class ProcessBackend(Backend):
         """Kill the workers, or (``gently``) ask idle ones to stop and give them
         EXIT_GRACE_S to exit before killing them; reap them all: nothing is left
         behind."""
+        children = _children_by_parent()
         for handle in self._handles:
             # One still starting reads the Stop after its initializer and its Ready.
             if gently and handle.job is None and not handle.hung_up:
                 try:
                     handle.channel.send(msg.Stop())
                 except OSError:
-                    handle.kill()
+                    handle.kill(children)
             else:
-                handle.kill()
+                handle.kill(children)
         deadline = time.monotonic() + EXIT_GRACE_S
         for handle in list(self._handles):
             handle.process.join(max(0.0, deadline - time.monotonic()))
