@@ -15,6 +15,7 @@ blocking call has a timeout, and the conftest watchdog is the backstop.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import json
@@ -23,6 +24,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -355,7 +357,7 @@ def test_error_keeps_its_type_and_names_the_item_and_the_worker(pool, method):
     error = info.value
     assert type(error) is ValueError  # not wrapped
     assert has_note(error, r"\bitem 7\b"), getattr(error, "__notes__", None)
-    assert has_note(error, r"on dask worker tcp://127\.0\.0\.1:\d+"), error.__notes__
+    assert has_note(error, r"in dask worker tcp://127\.0\.0\.1:\d+"), error.__notes__
     # The worker's traceback is chained, and printing the error shows it.
     assert "fail_on" in str(error.__cause__) and "ValueError" in str(error.__cause__)
     assert "fail_on" in "".join(traceback.format_exception(error))
@@ -542,15 +544,186 @@ def test_without_address_or_client_a_loopback_cluster_is_started_and_stopped(tmp
             workers = client.scheduler_info(n_workers=-1)["workers"]
             assert len(pids) == WORKERS and os.getpid() not in pids
             assert pool.workers == WORKERS
-            assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
+            assert all(address.startswith("tls://127.0.0.1:") for address in workers)
             assert all(info["nthreads"] == 1 for info in workers.values())
-            assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+            assert client.scheduler.address.startswith("tls://127.0.0.1:")
             # Nothing this process or the workers listen on is reachable from outside.
             for process in [psutil.Process()] + [psutil.Process(pid) for pid in pids]:
                 listening = [c.laddr for c in process.net_connections(kind="inet")
                              if c.status == psutil.CONN_LISTEN]
                 assert all(address.ip == "127.0.0.1" for address in listening), listening
             assert pool.map(w.square, range(30)) == squares(range(30))
+        except BaseException:
+            kill_leftovers(pids)
+            raise
+    try:
+        wait_pids_gone(pids, SETTLE_S)
+    finally:
+        kill_leftovers(pids)
+
+
+# --- the pool's own cluster admits only the pool -----------------------------------------
+
+# How long one attempt to reach a server of the pool's cluster may take (connecting, the
+# TLS handshake, a reply): refused attempts fail at once, well within it.
+ATTEMPT_TIMEOUT_S = 2
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def listening(process: psutil.Process) -> set[tuple[str, int]]:
+    """The (ip, port) pairs a process listens on (TCP, IPv4 and IPv6)."""
+    return {(c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def http_reply(port: int) -> bytes:
+    """The first bytes 127.0.0.1:``port`` answers to an HTTP request: b"" when it closes or
+    resets the connection, or says nothing within ATTEMPT_TIMEOUT_S."""
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    reply = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), ATTEMPT_TIMEOUT_S) as conn:
+            conn.settimeout(ATTEMPT_TIMEOUT_S)
+            conn.sendall(request)
+            while len(reply) < 16:
+                data = conn.recv(16 - len(reply))
+                if not data:
+                    break
+                reply += data
+    except OSError:  # reset or timed out: no (more) answer
+        pass
+    return reply
+
+
+def _worker_pid(dask_worker) -> int:
+    return os.getpid()
+
+
+def _client_ids_on(dask_scheduler) -> list[str]:
+    return sorted(str(c) for c in dask_scheduler.clients if c != "fire-and-forget")
+
+
+@pytest.mark.slow
+def test_the_pools_own_cluster_serves_no_http(cluster):
+    # The probe tells HTTP apart: the module's cluster serves Dask's HTTP routes.
+    assert http_reply(cluster.scheduler.http_server.port).startswith(b"HTTP/1.1 200")
+    here = psutil.Process()
+    before = listening(here)
+    with allcores.Pool(WORKERS, backend="dask") as pool:
+        client = pool._backend._client  # the pool's own: no public handle on it
+        pids = worker_pids(client)
+        try:
+            # The scheduler and the nannies run in this process; each worker in its own.
+            # What the cluster listens on: the ports this process opened (only new ones
+            # count: another cluster here may close a port, and a port number be used
+            # again), and every port of the workers.
+            opened = listening(here) - before
+            worker_pid_by_address = client.run(_worker_pid)
+            assert set(worker_pid_by_address.values()) == pids
+            for pid in worker_pid_by_address.values():
+                opened |= listening(psutil.Process(pid))
+            # None of them speaks HTTP ...
+            for ip, port in opened:
+                reply = http_reply(port)
+                assert not reply.startswith(b"HTTP"), f"{ip}:{port} answers HTTP: {reply!r}"
+            # ... for they are the cluster's comms and nothing else: the scheduler's, the
+            # nannies' (here) and each worker's (in its process, alone).
+            nannies = list(pool._backend._cluster.workers.values())
+            comm_ports = {port_of(client.scheduler.address)} | {
+                port_of(nanny.address) for nanny in nannies}
+            assert len(comm_ports) == 1 + WORKERS
+            assert {("127.0.0.1", port) for port in comm_ports} <= listening(here)
+            for address, pid in worker_pid_by_address.items():
+                assert listening(psutil.Process(pid)) == {("127.0.0.1", port_of(address))}
+                comm_ports.add(port_of(address))
+            assert opened <= {("127.0.0.1", port) for port in comm_ports}
+            # And none is announced as a dashboard.
+            info = client.scheduler_info()
+            assert info["services"] == {}
+            assert all(worker["services"] == {} for worker in info["workers"].values())
+            assert pool.map(w.square, range(10)) == squares(range(10))
+        except BaseException:
+            kill_leftovers(pids)
+            raise
+    try:
+        wait_pids_gone(pids, SETTLE_S)
+    finally:
+        kill_leftovers(pids)
+
+
+def trusting_tls_context(certificate_file: Path | None = None) -> ssl.SSLContext:
+    """A TLS client that accepts any server and shows ``certificate_file`` (a self-signed
+    certificate and its key) or no certificate: what a stranger can do."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if certificate_file is not None:
+        context.load_cert_chain(certificate_file)
+    return context
+
+
+async def identify(address: str, **connection_args) -> dict:
+    """Connect to a Dask server and ask who it is (any Dask server answers)."""
+    comm = await distributed.comm.connect(address, timeout=ATTEMPT_TIMEOUT_S,
+                                          **connection_args)
+    try:
+        await comm.write({"op": "identity"})
+        return await asyncio.wait_for(comm.read(), ATTEMPT_TIMEOUT_S)
+    finally:
+        comm.abort()
+
+
+def open_client(address: str, **kwargs) -> str:
+    with distributed.Client(address, timeout=ATTEMPT_TIMEOUT_S, set_as_default=False,
+                            **kwargs):
+        return "connected"
+
+
+@pytest.mark.slow
+def test_the_pools_own_cluster_admits_only_clients_with_its_credentials(tmp_path):
+    stranger = distributed.security.Security.temporary()  # another cluster's credentials
+    stranger_file = tmp_path / "stranger.pem"
+    stranger_file.write_text(stranger.tls_client_cert + stranger.tls_client_key)
+    attempts = {
+        "another cluster's credentials": stranger.get_connection_args("client"),
+        "a self-signed certificate": {"ssl_context": trusting_tls_context(stranger_file)},
+        "no certificate": {"ssl_context": trusting_tls_context()},
+    }
+    with allcores.Pool(WORKERS, backend="dask") as pool:
+        client = pool._backend._client  # the pool's own: no public handle on it
+        pids = worker_pids(client)
+        try:
+            scheduler = client.scheduler.address
+            servers = [scheduler, *client.run(_worker_pid),
+                       *(nanny.address for nanny in pool._backend._cluster.workers.values())]
+            assert len(servers) == 1 + 2 * WORKERS
+            assert all(address.startswith("tls://127.0.0.1:") for address in servers)
+            ours = client.security.get_connection_args("client")
+            with dask.config.set({"distributed.comm.timeouts.connect":
+                                  f"{ATTEMPT_TIMEOUT_S}s"}):
+                # A plain Client, as anyone on this machine could make one.
+                for address in (scheduler, scheduler.replace("tls://", "tcp://", 1)):
+                    with pytest.raises((OSError, TypeError)):
+                        run_in_thread(lambda: open_client(address), RESULT_TIMEOUT_S)()
+                # Every server (scheduler, workers, nannies) answers the pool's
+                # credentials, and refuses anyone else, over TLS or plain TCP.
+                for address in servers:
+                    reply = run_in_thread(lambda: asyncio.run(identify(address, **ours)),
+                                          RESULT_TIMEOUT_S)()
+                    assert "id" in reply, reply
+                    for what, connection_args in attempts.items():
+                        with pytest.raises(OSError):
+                            run_in_thread(
+                                lambda: asyncio.run(identify(address, **connection_args)),
+                                RESULT_TIMEOUT_S)()
+                    plain = address.replace("tls://", "tcp://", 1)
+                    with pytest.raises(OSError):
+                        run_in_thread(lambda: asyncio.run(identify(plain)), RESULT_TIMEOUT_S)()
+            assert client.run_on_scheduler(_client_ids_on) == [client.id]
+            assert pool.map(w.square, range(10)) == squares(range(10))
         except BaseException:
             kill_leftovers(pids)
             raise
@@ -630,9 +803,17 @@ def hold_first_attempt(pid_file: str, bad, x):
     return x * x
 
 
-def kill_the_worker_running(pool, pid_file: Path, bad: int):
-    """Map over 20 items, SIGKILL the Dask worker process that runs item ``bad`` (found
-    among the worker pids Dask reports), and return the map's outcome."""
+def kill_the_worker_running_the_first_chunk(pool, pid_file: Path):
+    """Map over 20 items in chunks of one, SIGKILL the Dask worker process that runs the
+    first (found among the worker pids Dask reports), and return the map's outcome.
+
+    The first chunk, on a pool that ran nothing before: the worker that dies holds no
+    finished chunk, so no result is lost with it, and no chunk before it in the map's order
+    can die with it (Dask fails, or retries, every chunk queued on the dying worker too).
+    A later chunk made the outcome a race (which chunks Dask placed there, and whether a
+    finished chunk's result was being fetched from it: Dask then waits out its connect
+    timeout, 30 s, before computing it again)."""
+    bad = 0
     client = pool._backend._client  # the pool's own: no public handle on it
     pids = worker_pids(client)
     fn = functools.partial(hold_first_attempt, str(pid_file), bad)
@@ -653,7 +834,7 @@ def test_a_chunk_whose_worker_was_killed_runs_again(tmp_path):
     pids: set[int] = set()
     try:
         with allcores.Pool(WORKERS, backend="dask", retries=1) as pool:
-            outcome, pids = kill_the_worker_running(pool, tmp_path / "pid", 5)
+            outcome, pids = kill_the_worker_running_the_first_chunk(pool, tmp_path / "pid")
             assert outcome() == squares(range(20))
             # Dask's nanny started a new worker in place of the killed one.
             client = pool._backend._client
@@ -670,11 +851,11 @@ def test_a_chunk_that_exhausts_its_retries_raises_worker_crashed_error(tmp_path)
     pids: set[int] = set()
     try:
         with allcores.Pool(WORKERS, backend="dask", retries=0) as pool:
-            outcome, pids = kill_the_worker_running(pool, tmp_path / "pid", 5)
+            outcome, pids = kill_the_worker_running_the_first_chunk(pool, tmp_path / "pid")
             with pytest.raises(WorkerCrashedError) as info:
                 outcome()
             error = info.value
-            assert (error.first_item, error.stop_item, error.attempts) == (5, 6, 1)
+            assert (error.first_item, error.stop_item, error.attempts) == (0, 1, 1)
             assert has_note(error, "allowed-failures is 0"), error.__notes__
             assert isinstance(error.__cause__, distributed.KilledWorker)
             client = pool._backend._client
@@ -683,6 +864,71 @@ def test_a_chunk_that_exhausts_its_retries_raises_worker_crashed_error(tmp_path)
             assert pool.map(w.square, range(10)) == squares(range(10))
         wait_pids_gone(pids, SETTLE_S)
     finally:
+        kill_leftovers(pids)
+
+
+def second_attempt_waits(marker: str, gate: str, x):
+    """The pid of the process that runs it; the first call (of all) returns at once, later
+    ones wait for the file ``gate``."""
+    if os.path.exists(marker):
+        w.wait_for_path(gate)  # bounded: raises after WAIT_LIMIT_S
+    else:
+        Path(marker).touch()
+    return os.getpid()
+
+
+@pytest.mark.slow
+def test_a_finished_chunk_whose_result_was_lost_with_its_worker_is_computed_again(
+        tmp_path, monkeypatch):
+    """A chunk finished, but its worker died before the pool fetched its result: Dask
+    computes it again, and the pool waits for that; no death counts against the chunk.
+
+    Made deterministic by holding the fetch thread (``_resolve``) until the client has
+    heard that the result was lost, and the chunk's second run until the fetch thread
+    has looked at it (in a real run the fetch races the worker's death)."""
+    from allcores.backends import dask as dask_backend
+
+    resolve = dask_backend.DaskBackend._resolve
+    held, release, looked = threading.Event(), threading.Event(), threading.Event()
+
+    def resolve_once_the_result_is_lost(self, future, done, first_item, stop_item):
+        if not release.is_set():
+            held.set()
+            release.wait(RESULT_TIMEOUT_S)
+        try:
+            return resolve(self, future, done, first_item, stop_item)
+        finally:
+            looked.set()
+
+    monkeypatch.setattr(dask_backend.DaskBackend, "_resolve", resolve_once_the_result_is_lost)
+    gate = tmp_path / "gate"
+    pids: set[int] = set()
+    try:
+        with allcores.Pool(WORKERS, backend="dask", retries=0) as pool:
+            client = pool._backend._client  # the pool's own: no public handle on it
+            pids = worker_pids(client)
+            fn = functools.partial(second_attempt_waits, str(tmp_path / "ran"), str(gate))
+            outcome = run_in_thread(lambda: pool.map(fn, [0]), RESULT_TIMEOUT_S)
+            try:
+                wait_until(held.is_set, SETTLE_S, "the chunk to finish")
+                [task] = pool._backend._in_flight.values()
+                [holder] = client.who_has([task])[task.key]
+                os.kill(client.run(_worker_pid)[holder], signal.SIGKILL)
+                wait_until(lambda: task.status != "finished", SETTLE_S,
+                           "the client to hear that the result was lost")
+            finally:
+                release.set()
+            try:
+                wait_until(looked.is_set, SETTLE_S, "the fetch thread to look at the chunk")
+            finally:
+                gate.touch()
+            [ran_on] = outcome()
+            client.wait_for_workers(WORKERS, timeout=SETTLE_S)
+            pids |= worker_pids(client)
+            assert ran_on in pids
+        wait_pids_gone(pids, SETTLE_S)
+    finally:
+        gate.touch()
         kill_leftovers(pids)
 
 

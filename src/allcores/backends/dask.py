@@ -8,37 +8,48 @@ ones whose worker died. Three ways to get a cluster, in this order:
 - ``address=`` (or the environment variable ``ALLCORES_DASK_ADDRESS``): a running
   scheduler, e.g. ``"tcp://10.0.0.5:8786"``; we open a client to it and close that
   client (not the cluster) on shutdown;
-- neither: a ``LocalCluster`` on 127.0.0.1 with ``workers`` single-threaded worker
-  processes and no dashboard, started here and closed on shutdown.
+- neither: a local cluster (what ``LocalCluster`` starts: a scheduler on this process's
+  event loop, a nanny here and one single-threaded worker process per worker), started
+  here and closed on shutdown. It admits only this pool: it listens on 127.0.0.1 only,
+  every connection to it speaks TLS with a key and certificate made for this cluster
+  (``Security.temporary()``: both ends must show one it signed), and nothing in it serves
+  HTTP (no dashboard, no health or metrics routes). A cluster given by ``address`` or
+  ``client`` is the caller's, secured as they set it up (a ``Security`` passed to their
+  ``Client``).
 
 Data flow (who owns what)::
 
     caller thread(s)              Dask client, in this process          Dask workers
     ----------------              ----------------------------          ------------
     submit(): pickle the items,
-      client.submit(run_chunk) -> event-loop thread: the task  =====>  run_chunk: load fn (cached
-      -> our Future (pending),      goes to the scheduler,              by content hash), run the
-      noted in _in_flight           which places it                     items, pickle the results:
-                                                                        return ChunkDone, or raise
-                                                                        ChunkFailed (names the item)
-                                  Dask's callback thread: the task <==  finished / erred / was lost
-                                    is done -> hand it to a fetch       with its worker too often
-                                    thread                              (KilledWorker)
-    future.result() <--set------- fetch threads (FETCH_THREADS): fetch the result ->
-                                    ChunkResult; ChunkFailed -> ChunkError; KilledWorker
-                                    -> WorkerCrashedError; cancelled -> PoolClosedError
+      client.submit(run_chunk,   -> event-loop thread: the task  =====>  run_chunk: the process
+        RunChunk)                   goes to the scheduler,              workers' protocol: load fn
+      -> our Future (pending),      which places it                     (cached by content hash),
+      noted in _in_flight                                               run the items, pickle the
+                                                                        results: return ChunkDone,
+                                                                        or ChunkFailed (the stage,
+                                                                        the item)
+                                  Dask's callback thread: the task <==  finished / erred (Dask
+                                    is done -> hand it to a fetch       could not run it) / lost
+                                    thread                              with its worker too often
+                                                                        (KilledWorker)
+    future.result() <--set------- fetch threads (FETCH_THREADS): fetch the reply ->
+      (the caller's thread          ChunkResult with the pickled results; ChunkFailed ->
+      unpickles the results)        ChunkError; KilledWorker -> WorkerCrashedError;
+                                    cancelled -> PoolClosedError
     future.cancel() ------------> distributed Future.cancel(): the scheduler drops the task
                                     (a task already running finishes; its result is dropped)
     shutdown(wait=False): fail our futures with PoolClosedError, cancel their tasks (one
     message), close what we started (client, cluster)
 
-- ``_lock`` guards ``_closed``, ``_released`` and ``_in_flight`` (our Future -> its
+- The pool's state is its ``Lifecycle`` (``allcores._lifecycle``): ``submit`` asks it.
+- ``_lock`` guards ``_closed`` (shutdown ran), ``_released`` and ``_in_flight`` (our Future -> its
   distributed Future), which any thread may touch: callers (submit, cancel, shutdown),
   fetch threads (settling). Nothing blocking runs under it.
 - Our futures never enter the RUNNING state (Dask does not tell us when a task starts),
   so a caller's ``cancel()`` always succeeds and always reaches Dask.
 - Whoever settles a future first wins (a fetch thread, a cancel, a shutdown); the others
-  find it done and leave it (``_settle``).
+  find it done and leave it (``settle``).
 - Items and results travel as bytes pickled by us (``allcores._execute.dumps``): Dask does
   not walk a chunk's list looking for Dask objects, an object that fails to pickle or
   unpickle is reported with its stage, and a chunk's results come back as one pickled
@@ -46,8 +57,8 @@ Data flow (who owns what)::
 
 Capabilities and how Pool options map onto Dask:
 
-- ``retries``: how many worker deaths a chunk survives. On the ``LocalCluster`` we start
-  it is the scheduler's ``allowed_failures``: a chunk whose worker died more than
+- ``retries``: how many worker deaths a chunk survives. On the local cluster we start it
+  is the scheduler's ``allowed_failures``: a chunk whose worker died more than
   ``retries`` times fails with ``WorkerCrashedError``. Dask counts a death against every
   chunk assigned to the dying worker, including one queued there behind the chunk that
   killed it. On a cluster we did not start (``address``/``client``) the scheduler's own
@@ -63,7 +74,7 @@ Capabilities and how Pool options map onto Dask:
   pool on a shared cluster.
 - ``timeout``: not supported (``supports_timeout = False``): Dask cannot stop a running
   task. Likewise a chunk that is running when the caller stops reading, or when the pool
-  is terminated, runs to its end on its worker; only the workers of a ``LocalCluster``
+  is terminated, runs to its end on its worker; only the workers of the local cluster
   we started are stopped with the pool.
 - ``workers``: the number of Dask worker threads (the sum of every worker's
   ``nthreads``); for a cluster we did not start it is read from the scheduler (it may
@@ -84,7 +95,7 @@ import time
 import traceback
 import uuid
 import weakref
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from typing import Any, NamedTuple
 
@@ -100,18 +111,17 @@ except ImportError as exc:  # the registry imports this module only when asked f
 
 import cloudpickle
 
+from allcores import _execute
 from allcores._execute import (
     PICKLE_PROTOCOL,
     ChunkError,
     ChunkResult,
-    ItemError,
+    FunctionCache,
     dumps,
-    pack_exception,
-    run_items,
-    unpack_exception,
 )
-from allcores._messages import RemoteException
-from allcores._worker import FunctionCache
+from allcores._futures import CallbackSafeFuture, settle
+from allcores._lifecycle import Lifecycle
+from allcores._messages import ChunkDone, ChunkFailed, RunChunk
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import (
     PoolClosedError,
@@ -150,50 +160,12 @@ FETCH_THREAD_NAME = "allcores-dask-fetch"
 _live_backends: weakref.WeakSet[DaskBackend] = weakref.WeakSet()
 
 
-# --- messages (task -> caller) ------------------------------------------------------------
-
-
-class ChunkDone(NamedTuple):
-    """What a chunk's task returns."""
-
-    results_payload: bytes  # the pickled list of results, one per item
-    seconds: float          # how long running the items took on the worker
-    started_at: float       # when they started, as time.time() on the worker: the one
-                            # clock that machines share (through NTP)
-    worker: str             # the worker's address (and thread, if it runs several)
-
-
-class ChunkFailed(Exception):
-    """What a chunk's task raises when the chunk fails on its worker (it pickles whatever
-    the error: the error itself travels packed, as in the process backend).
-
-    ``position`` is the index in the chunk of the item that raised, or None when no one
-    item is to blame (``stage`` then says what failed: unpickling the function or the
-    items, pickling the results); ``worker`` is the Dask worker's address."""
-
-    def __init__(self, position: int | None, stage: str, error: RemoteException, worker: str):
-        super().__init__(position, stage, error, worker)
-        self.position = position
-        self.stage = stage
-        self.error = error
-        self.worker = worker
-
-    def __str__(self) -> str:
-        what = "" if self.position is None else f" (item {self.position} of its chunk)"
-        return (f"{self.error.type_name}: {self.error.message}{what}, "
-                f"{self.stage} on {self.worker}")
-
-    def __repr__(self) -> str:  # what Dask's worker log shows: not the pickled payload
-        return f"{type(self).__name__}({str(self)!r})"
-
-
 # --- the worker side ----------------------------------------------------------------------
 
 # Functions unpickled in this worker process, by content hash: a function is unpickled
-# once per worker, not once per chunk. A worker runs tasks on several threads when its
-# nthreads > 1, hence the lock.
+# once per worker, not once per chunk (the cache is thread-safe: a worker runs tasks on
+# several threads when its nthreads > 1).
 _functions = FunctionCache()
-_functions_lock = threading.Lock()
 
 
 def _lane() -> str:
@@ -217,36 +189,15 @@ def _this_worker() -> str:
         return f"process {os.getpid()}"
 
 
-def _load_function(fn_id: bytes, fn_payload: bytes):
-    with _functions_lock:
-        if fn_id in _functions:
-            return _functions.use(fn_id)
-    fn = pickle.loads(fn_payload)  # outside the lock: unpickling may import, slowly
-    with _functions_lock:
-        _functions.use(fn_id, fn)
-    return fn
-
-
-def run_chunk(fn_id: bytes, fn_payload: bytes, items_payload: bytes, star: bool) -> ChunkDone:
-    """The task that runs one chunk on a Dask worker."""
-    stage = "unpickling the function"
-    try:
-        fn = _load_function(fn_id, fn_payload)
-        stage = "unpickling the items"
-        items = pickle.loads(items_payload)
-        stage = "running"
-        outcome = run_items(fn, items, star)
-        started_at = time.time() - (time.perf_counter() - outcome.started)
-        stage = "pickling the results"
-        return ChunkDone(dumps(outcome.values), outcome.seconds, started_at, _lane())
-    except ItemError as item_failure:
-        failure = ChunkFailed(item_failure.position, stage,
-                              pack_exception(item_failure.error), _this_worker())
-    except Exception as exc:
-        failure = ChunkFailed(None, stage, pack_exception(exc), _this_worker())
-    # Raised outside the except clauses, so that it has no __context__: Dask pickles the
-    # context too, and the original error may not pickle (it travels packed instead).
-    raise failure
+def run_chunk(task: RunChunk) -> ChunkDone | ChunkFailed:
+    """The task that runs one chunk on a Dask worker: the worker side of the protocol
+    that process workers run too (``allcores._execute.run_chunk``). It returns its
+    failure rather than raising it, so that Dask never re-runs it or pickles the error;
+    ``started`` goes back as wall-clock time, the one clock machines share."""
+    reply = _execute.run_chunk(task, _functions, lane=_lane(), worker=_this_worker())
+    if isinstance(reply, ChunkDone):
+        reply = reply._replace(started=time.time() - (time.perf_counter() - reply.started))
+    return reply
 
 
 class InitializerPlugin(WorkerPlugin):
@@ -278,14 +229,74 @@ def _key_prefix(fn) -> str:
     return f"allcores-{cleaned.strip('_') or 'fn'}"
 
 
+# --- the cluster we start -----------------------------------------------------------------
+#
+# It must admit only this pool: whoever can talk to a Dask scheduler, worker or nanny can
+# run code as the pool's owner, and a loopback port is open to every local user. So every
+# comm speaks TLS with a key and certificate made for this cluster alone (both ends must
+# show a certificate signed by it), and nothing serves HTTP: Dask's scheduler and workers
+# always start an HTTP server, dashboard or not, with no authentication (its default
+# routes show the workers, their logs and call stacks, the tasks, metrics).
+
+
+class _SchedulerWithoutHTTP(distributed.Scheduler):
+    """A Dask scheduler that serves no HTTP at all (Scheduler.__init__ starts it)."""
+
+    def start_http_server(self, *args, **kwargs) -> None:
+        # Nothing listens. Dask looks a server up in self.services["dashboard"], absent
+        # as when it runs no dashboard, and uses self.http_server only with a dashboard.
+        pass
+
+
+class _WorkerWithoutHTTP(distributed.Worker):
+    """A Dask worker that serves no HTTP at all (Worker.start_unsafe starts it). The
+    nanny starts it by reference, so it lives in a module the worker process imports."""
+
+    def start_http_server(self, *args, **kwargs) -> None:
+        pass  # as for _SchedulerWithoutHTTP
+
+
+def _start_local_cluster(workers: int, *, allowed_failures: int):
+    """Start our cluster: a scheduler (on this process's event loop thread) and
+    ``workers`` nannies, each running one single-threaded worker process; every one on
+    127.0.0.1, speaking ``tls://`` with new temporary credentials, serving no HTTP.
+
+    What LocalCluster(processes=True) would start, with the classes above; each worker's
+    memory limit is its share of the machine's, as LocalCluster gives it."""
+    import logging
+
+    from distributed.security import Security
+    from distributed.system import MEMORY_LIMIT
+
+    try:
+        # New for every cluster, kept in memory (Dask writes it to a private temporary
+        # directory only while it loads it into an SSL context).
+        security = Security.temporary()
+    except ImportError as exc:
+        raise ImportError(
+            "backend='dask' starts its own Dask cluster secured with TLS, which needs the "
+            "cryptography package: pip install 'allcores[dask]' (or pass address= or "
+            "client= to use a cluster of your own)") from exc
+    common = dict(host="127.0.0.1", protocol="tls://", security=security)
+    scheduler = {"cls": _SchedulerWithoutHTTP,
+                 "options": dict(common, port=0, allowed_failures=allowed_failures)}
+    worker = {"cls": distributed.Nanny,
+              "options": dict(common, nthreads=1, worker_class=_WorkerWithoutHTTP,
+                              memory_limit=max(1, MEMORY_LIMIT // workers),
+                              silence_logs=logging.WARN)}
+    return distributed.SpecCluster(
+        workers={i: worker for i in range(workers)}, scheduler=scheduler, worker=worker,
+        security=security, silence_logs=logging.WARN)
+
+
 class DaskBackend(Backend):
     name = "dask"
     runs_in_caller_process = False
     supports_timeout = False  # a running Dask task cannot be stopped from outside
     option_names = ("initializer", "initargs", "retries", "address", "client")
 
-    def __init__(self, workers: int, *, initializer=None, initargs=(), retries: int = 1,
-                 address: str | None = None, client: Any = None):
+    def __init__(self, workers: int, *, lifecycle: Lifecycle, initializer=None, initargs=(),
+                 retries: int = 1, address: str | None = None, client: Any = None):
         if address is not None and client is not None:
             raise ValueError("address and client: give one or the other, got both")
         if address is not None and (not isinstance(address, str) or not address):
@@ -304,6 +315,7 @@ class DaskBackend(Backend):
         if address is None and client is None and os.environ.get(ADDRESS_ENV):
             address, source = os.environ[ADDRESS_ENV], ADDRESS_ENV
 
+        self._lifecycle = lifecycle
         self._lock = threading.Lock()
         self._closed = False                                    # under _lock
         self._released = False                                  # under _lock
@@ -330,15 +342,8 @@ class DaskBackend(Backend):
                                    f"scheduler at {address!r} (from {source})")
                     raise
             elif client is None:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None,
-                    # No dashboard, but Dask's scheduler serves its HTTP routes (health,
-                    # metrics) anyway: on a free loopback port, not on 8787, where a
-                    # second cluster on this machine would collide (and warn).
-                    scheduler_kwargs={"allowed_failures": retries,
-                                      "dashboard_address": "127.0.0.1:0"},
-                )
+                self._cluster = _start_local_cluster(workers, allowed_failures=retries)
+                # The client takes the cluster's credentials (cluster.security) with it.
                 self._owned_client = distributed.Client(self._cluster, set_as_default=False)
                 self._fixed_workers = workers
             if self._owned_client is not None:
@@ -378,21 +383,33 @@ class DaskBackend(Backend):
     # --- called by callers ----------------------------------------------------------------
 
     def prepare(self, fn) -> _PreparedFunction:
-        payload = cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
+        try:
+            payload = cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
+        except BaseException as exc:
+            exc.add_note("allcores: failed pickling the function (in the caller)")
+            raise
         fn_id = hashlib.blake2b(payload, digest_size=16).digest()
         return _PreparedFunction(fn_id, payload, _key_prefix(fn))
 
     def submit(self, prepared_fn: _PreparedFunction, chunk: Chunk, star: bool) -> Future:
-        items_payload = dumps(chunk.items)
-        future: Future = Future()
+        self._lifecycle.check(new_call=False)
+        try:
+            # Dask workers are other processes, maybe other machines: never this __main__.
+            items_payload = dumps(chunk.items, main_by_value=True)
+        except BaseException as exc:
+            exc.add_note(f"allcores: failed pickling the items for items "
+                         f"{chunk.first_item}..{chunk.stop_item - 1} (in the caller)")
+            raise
+        task = RunChunk(0, prepared_fn.fn_id, prepared_fn.payload, items_payload, star)
+        future: Future = CallbackSafeFuture()
         with self._lock:
             if self._closed:
-                raise PoolClosedError("the pool is closed")
+                raise PoolClosedError("the pool's Dask client is closed")
             if self._client.status in ("closing", "closed"):
                 raise PoolClosedError("the pool's Dask client was closed")
             dask_future = self._client.submit(
-                run_chunk, prepared_fn.fn_id, prepared_fn.payload, items_payload, star,
-                key=f"{prepared_fn.key_prefix}-{uuid.uuid4().hex}", pure=False,
+                run_chunk, task, key=f"{prepared_fn.key_prefix}-{uuid.uuid4().hex}",
+                pure=False,
             )
             self._in_flight[future] = dask_future
         first, stop = chunk.first_item, chunk.stop_item
@@ -422,7 +439,7 @@ class DaskBackend(Backend):
         try:
             self._fetcher.submit(self._resolve, future, done, first_item, stop_item)
         except RuntimeError:  # the fetcher was shut down: so was the pool
-            _settle(future, error=PoolClosedError("the pool was terminated"))
+            settle(future, error=PoolClosedError("the pool was terminated"))
 
     def _resolve(self, future: Future, done, first_item: int, stop_item: int) -> None:
         """Settle our future from its task's outcome (on a fetch thread).
@@ -434,15 +451,24 @@ class DaskBackend(Backend):
         status = done.status
         if status == "finished":
             outcome = _fetch_results(done)
+            if done.status == "error":  # its recomputation failed while we fetched
+                outcome = _chunk_failure(done, first_item, stop_item)
         elif status == "error":
             outcome = _chunk_failure(done, first_item, stop_item)
-        else:  # cancelled: by our shutdown, the client closing, or another client
+        elif status == "cancelled":  # by our shutdown, the client closing, or another client
             outcome = PoolClosedError(
                 "the chunk's Dask task was cancelled (the pool or its Dask client closed)")
-        if isinstance(outcome, ChunkResult):
-            _settle(future, result=outcome)
         else:
-            _settle(future, error=outcome)
+            # "lost" (or "pending" again): the chunk finished, but its worker died before
+            # we fetched the result, and Dask computes it again. Wait for that: the same
+            # callback, once the task is done again.
+            done.add_done_callback(
+                lambda again: self._on_task_done(future, again, first_item, stop_item))
+            return
+        if isinstance(outcome, ChunkResult):
+            settle(future, result=outcome)
+        else:
+            settle(future, error=outcome)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -455,7 +481,7 @@ class DaskBackend(Backend):
             in_flight = dict(self._in_flight)
         if not wait:
             for future in in_flight:
-                _settle(future, error=PoolClosedError("the pool was terminated"))
+                settle(future, error=PoolClosedError("the pool was terminated"))
         if self._on_dask_thread():
             # Waiting here could wait for ourselves (these threads settle the futures
             # and run the client): finish on a thread of our own.
@@ -526,27 +552,27 @@ async def _stop_worker_processes(cluster) -> None:
 
 
 def _fetch_results(done) -> ChunkResult | ChunkError:
+    """The finished task's reply, as our future's outcome: the results stay pickled
+    (the caller's thread unpickles them); a failure the worker reported, as its error."""
     try:
-        reply: ChunkDone = done.result()
+        reply: ChunkDone | ChunkFailed = done.result()
     except Exception as exc:  # the result could not be fetched (e.g. the client closed)
         return ChunkError(_detached(exc), None, "fetching the results", "from the dask cluster")
-    try:
-        values = pickle.loads(reply.results_payload)
-    except Exception as exc:
-        return ChunkError(_detached(exc), None, "unpickling the results", "in the caller")
+    if isinstance(reply, ChunkFailed):  # its exception travelled as plain bytes: no frames
+        return ChunkError.from_reply(reply)
     # Back to the caller's perf_counter clock, through the wall clock both sides share.
-    started = reply.started_at - (time.time() - time.perf_counter())
-    return ChunkResult(values, reply.seconds, started, reply.worker)
+    started = reply.started - (time.time() - time.perf_counter())
+    return ChunkResult(None, reply.seconds, started, reply.worker,
+                       payload=reply.results_payload)
 
 
 def _chunk_failure(done, first_item: int, stop_item: int) -> BaseException:
+    """The task erred: Dask gave up on it after worker deaths, or Dask itself failed to
+    run it (run_chunk returns every failure of the chunk's own)."""
     try:
         error = done.exception()
     except Exception as exc:
         return ChunkError(_detached(exc), None, "fetching the error", "from the dask cluster")
-    if isinstance(error, ChunkFailed):  # raised by run_chunk: the usual case
-        return ChunkError(_detached(unpack_exception(error.error)), error.position,
-                          error.stage, f"on {error.worker}")
     if isinstance(error, distributed.KilledWorker):
         attempts = error.allowed_failures + 1
         crashed = WorkerCrashedError(first_item, stop_item, None, attempts)
@@ -557,7 +583,7 @@ def _chunk_failure(done, first_item: int, stop_item: int) -> BaseException:
         crashed.__cause__ = _detached(error)
         return crashed
     # Raised by Dask rather than by run_chunk: e.g. the task could not be unpickled on the
-    # worker (allcores is not installed there), or fn raised a BaseException.
+    # worker (allcores is not installed there).
     return ChunkError(_detached(error), None, "running the task", "on a dask worker")
 
 
@@ -600,14 +626,3 @@ def _detached(error: BaseException) -> BaseException:
 def _shut_down_live_backends() -> None:
     for backend in list(_live_backends):
         backend.shutdown(wait=False)
-
-
-def _settle(future: Future, *, result: Any = None, error: BaseException | None = None) -> None:
-    """Set the future's outcome unless something settled it first."""
-    try:
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-    except InvalidStateError:
-        pass
