@@ -593,3 +593,21 @@ def test_entering_with_on_a_stopped_pool_raises(pools, backend, stop):
     with pytest.raises(PoolClosedError):
         with pool:
             pass
+
+
+def test_an_exception_travels_its_own_way_whatever_copyreg_hooks_are_installed(pools):
+    # distributed installs tblib's copyreg hook for every exception class, and fork
+    # workers inherit it; it rebuilt SystemExit(3) without its code.
+    import copyreg
+
+    tblib_pickling = pytest.importorskip("tblib.pickling_support")
+    saved = dict(copyreg.dispatch_table)
+    try:
+        tblib_pickling.install()
+        pool = pools(backend="process", start_method="fork", retries=0)
+        with pytest.raises(SystemExit) as info:
+            pool.map(functools.partial(w.sys_exit_on, 3, 1), range(3), chunksize=1)
+        assert info.value.code == 3
+    finally:
+        copyreg.dispatch_table.clear()
+        copyreg.dispatch_table.update(saved)

@@ -18,6 +18,7 @@ worker it is the chunk's error, delivered like any other; the worker goes on.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import pickle
 import sys
@@ -135,11 +136,26 @@ def pack_exception(exc: BaseException) -> RemoteException:
     except BaseException:  # a __str__ that raises breaks the formatting too
         text = f"{type(exc).__qualname__} (its traceback could not be formatted)\n"
     try:
-        payload = dumps(exc)
+        payload = _dump_exception(exc)
         pickle.loads(payload)
     except BaseException:
         payload = None
     return RemoteException(payload, type(exc).__qualname__, _safe_str(exc), text)
+
+
+def _dump_exception(exc: BaseException) -> bytes:
+    """The exception pickled its own way: a copyreg hook another library installed for
+    every exception class (tblib's, which distributed installs, and which a fork worker
+    inherits) must not decide how it travels. tblib's rebuilds a SystemExit without its
+    exit code, say. (The traceback travels as text anyway.)"""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, PICKLE_PROTOCOL)
+    pickler.dispatch_table = {}
+    try:
+        pickler.dump(exc)
+    except Exception:  # e.g. a class defined in __main__ or in a function
+        return dumps(exc)
+    return buffer.getvalue()
 
 
 def _safe_str(exc: BaseException) -> str:
