@@ -432,3 +432,24 @@ def fork_then_sleep(pid_file: str, x):
     append_line(pid_file, str(child))
     time.sleep(WAIT_LIMIT_S)
     return x
+
+
+def hang_up_soon_then_exit(x):
+    """Return at once, leaving a thread that shuts this worker's side of its socket
+    0.2 s later (the manager reads end-of-file) and ends the worker 1 s after that: a
+    worker that is dying, idle, its socket gone."""
+    frame = sys._getframe()
+    while frame is not None and frame.f_code.co_name != "worker_main":
+        frame = frame.f_back
+    sock = frame.f_locals["sock"]
+
+    def close_then_exit():
+        import socket
+
+        time.sleep(0.2)
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(1.0)
+        os._exit(3)
+
+    threading.Thread(target=close_then_exit, daemon=True).start()
+    return x

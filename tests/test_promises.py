@@ -354,6 +354,21 @@ def test_a_killed_worker_takes_the_processes_it_started_with_it(pools, stop, tmp
         kill_leftovers(w.read_ints(pid_file))
 
 
+def test_a_dying_idle_worker_is_not_taken_for_an_idle_one(pools, monkeypatch):
+    # Its socket closed (the manager saw end-of-file) before its exit was seen: the
+    # manager must wait for that exit, not spin on "an idle worker and queued work".
+    from allcores.backends import process as process_backend
+
+    monkeypatch.setattr(process_backend._WorkerHandle, "kill", lambda self, children=None: None)
+    pool = pools(backend="process", workers=1)
+    pid = pool.submit(w.getpid, 0).result(timeout=BOUND_S)
+    assert pool.submit(w.hang_up_soon_then_exit, 1).result(timeout=BOUND_S) == 1
+    # Its exit comes 1 s after its socket closes: the manager sees the end-of-file first.
+    wait_until(lambda: any(h.hung_up for h in list(pool._backend._handles)), BOUND_S,
+               "the manager to see the socket close")
+    assert pool.submit(w.getpid, 2).result(timeout=BOUND_S) != pid  # on its replacement
+
+
 def test_a_worker_stopped_in_the_middle_of_a_reply_blocks_nothing(pools):
     pool = pools(backend="process", timeout=1.0, retries=0)
     began = time.monotonic()

@@ -175,6 +175,11 @@ class _WorkerHandle:
         self.doomed = False            # killed on purpose (timeout): its death is no crash
         self.hung_up = False           # its socket closed: it is dying
 
+    @property
+    def can_take_work(self) -> bool:
+        """Ready, idle, and neither killed on purpose nor dying (its socket closed)."""
+        return self.ready and self.job is None and not self.doomed and not self.hung_up
+
     def kill(self, children: dict[int, list[int]] | None = None) -> None:
         """SIGKILL the worker, through the pidfd where there is one (it cannot hit a
         recycled pid), and every process it started that still runs (as loky's
@@ -441,8 +446,7 @@ class ProcessBackend(Backend):
         with self._lock:
             # Published together with the queue check, so that a job appended from now on
             # either sees an idle worker and wakes us, or finds every worker busy.
-            self._worker_idle = any(h.ready and h.job is None and not h.doomed
-                                    for h in self._handles)
+            self._worker_idle = any(h.can_take_work for h in self._handles)
             more_to_assign = self._worker_idle and bool(self._queue)
             finished = stop == "drain" and not self._queue and all(
                 h.job is None for h in self._handles)
@@ -519,7 +523,7 @@ class ProcessBackend(Backend):
 
     def _assign_jobs(self) -> None:
         for handle in self._handles:
-            if not handle.ready or handle.job is not None or handle.doomed or handle.hung_up:
+            if not handle.can_take_work:
                 continue
             job = self._next_job()
             if job is None:
