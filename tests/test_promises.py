@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import pickle
 import resource
-import signal
 import subprocess
 import sys
 import textwrap

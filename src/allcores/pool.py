@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
-import os
 import multiprocessing.util  # before our atexit hook: see _terminate_live_pools
+import os
 import sys
 import threading
 import weakref

@@ -61,7 +61,6 @@ from concurrent.futures import Future
 
 import cloudpickle
 
-from allcores import _channel
 from allcores import _messages as msg
 from allcores._channel import Channel
 from allcores._execute import (
