@@ -453,3 +453,29 @@ def hang_up_soon_then_exit(x):
 
     threading.Thread(target=close_then_exit, daemon=True).start()
     return x
+
+
+# --- inputs for test_bounded.py -----------------------------------------------------------
+
+
+def stalling_input(count: int, gate: str):
+    """Yield 0 .. count-1, then wait for ``gate`` (a file) before ending: an input that
+    stalls, as a socket or a queue does."""
+    yield from range(count)
+    wait_for_path(gate)
+
+
+class InputBroke(Exception):
+    """What a failing input raises."""
+
+
+def failing_input(count: int):
+    """Yield 0 .. count-1, then raise InputBroke."""
+    yield from range(count)
+    raise InputBroke(f"the input broke after {count} items")
+
+
+def big_items(count: int, size: int):
+    """``count`` distinct bytes objects of ``size`` bytes, made one at a time."""
+    for number in range(count):
+        yield number.to_bytes(8, "little") * (size // 8)

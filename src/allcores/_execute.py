@@ -69,6 +69,12 @@ class ChunkResult(NamedTuple):
     worker: str = "caller"
     lost: tuple = ()   # LostAttempts: earlier runs that ended with their worker's death
     payload: bytes | None = None
+    sent_bytes: int = 0  # the pickled items' size, where they were pickled
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the chunk took pickled, items and results (0 where nothing is pickled)."""
+        return self.sent_bytes + (0 if self.payload is None else len(self.payload))
 
 
 def run_items(fn: Callable[..., Any], items: Iterable, star: bool,

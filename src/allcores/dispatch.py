@@ -1,18 +1,32 @@
 """The dispatcher: cuts the input into chunks, keeps a bounded window of them in flight
 on a backend, and hands results back in input order or in completion order.
 
-It reads the input lazily: at most ``backend.window()`` chunks are submitted and not yet
-handed back, counting finished chunks that wait in the reorder buffer, so a slow chunk at
-the head holds the window instead of letting results pile up. New chunks are submitted
-before results are handed back, so workers stay busy while the caller consumes.
+Bounds, in chunks and in bytes: at most ``backend.window()`` chunks are submitted and
+not yet handed back (finished chunks waiting in the reorder buffer count, so a slow
+chunk at the head holds the window instead of letting results pile up), and, once the
+pickled size of items and results has been measured, no more than ``max_bytes`` of them
+(at least one chunk is always in flight). A chunk holds at most ``MAX_CHUNK_ITEMS``
+items and about ``CHUNK_BYTES`` of pickled items and results.
+
+Results already computed are handed back before waiting on anything else. The input is
+read one chunk ahead, on a thread of its own when it is an iterator that may block (a
+socket, a queue, a slow generator): a finished chunk never waits for the next input
+item. New chunks are submitted, whenever the input has one ready, before results are
+handed back, so workers stay busy while the caller consumes.
+
+When the input raises, every result of the items read before it is handed back (in
+order for ``imap``), then the input's exception is raised, as the builtin ``map`` does.
 
 Chunk sizes adapt to the work unless the caller fixes them (:class:`ChunkSizer`): each
-finished chunk reports how long its items took where they ran, and later chunks are cut
-to last about ``TARGET_CHUNK_S``; near the end of an input of known length they shrink
-so that the workers finish together.
+finished chunk reports how long its items took where they ran and how many bytes they
+and their results took pickled; later chunks are cut to last about ``TARGET_CHUNK_S``
+within the byte and item caps; near the end of an input of known length they shrink so
+that the workers finish together.
 
 When the caller stops early (``break``, ``close()``, an exception), queued chunks are
 cancelled; chunks already running finish in their worker and their results are dropped.
+An input read by a thread that is blocked when the caller stops keeps that thread until
+it yields (a daemon thread: it never holds up interpreter exit).
 
 Given a recorder (``insights=True``), it notes for each chunk it hands back when the
 chunk was handed to the backend and when its results were handed on; the backend's
@@ -23,6 +37,8 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Callable, Iterable, Iterator
@@ -46,6 +62,33 @@ MAX_GROWTH = 16
 # items (guided self-scheduling): chunks shrink as the input runs out, and the last
 # ones are small enough for all workers to finish at about the same time.
 TAIL_SHARE = 2
+# The most items a chunk holds, however cheap: each item is a Python object in the
+# caller (an int alone takes 28 bytes and a list slot), and chunks of 500,000 made an
+# imap of 10^7 ints grow the caller by 150 MB. At 65,536 items a chunk of the cheapest
+# work still lasts a few ms, so dispatch stays under a few percent.
+MAX_CHUNK_ITEMS = 65_536
+# About how many bytes a chunk's items and results may take pickled, once measured: a
+# few of them fit in any budget, and at these sizes pickling is bandwidth-bound anyway.
+CHUNK_BYTES = 4 << 20
+# The default bound on the pickled bytes of the chunks in flight (ALLCORES_MAX_BYTES
+# overrides it; Pool(max_bytes=...) per pool). In the caller each such byte comes with
+# its objects (items held for error notes, results being unpickled): count 2-3x that.
+DEFAULT_MAX_BYTES = 64 << 20
+MAX_BYTES_ENV = "ALLCORES_MAX_BYTES"
+
+
+def default_max_bytes() -> int:
+    """``ALLCORES_MAX_BYTES`` (bytes, a plain integer) if set, else DEFAULT_MAX_BYTES."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_BYTES_ENV}: expected a number of bytes >= 1, got: {text!r}")
+    return value
 
 
 def known_length(iterable: Iterable) -> int | None:
@@ -66,7 +109,8 @@ class ChunkSizer:
     length : int, optional
         Items in the input, when known (for the tail rule).
     fixed : int, optional
-        An explicit chunk size: always honoured, nothing adapts.
+        An explicit chunk size: always honoured, nothing adapts (the window's byte
+        bound still counts its measured bytes).
     seconds_per_item : float, optional
         A cost already measured (e.g. by ``allcores.plan``): the first chunks are then
         sized from it instead of probing.
@@ -78,6 +122,9 @@ class ChunkSizer:
         self.length = length
         self.fixed = fixed
         self.seconds_per_item = seconds_per_item
+        # Pickled bytes of an item and its result, once a chunk travelled (0 where
+        # nothing is pickled: threads, serial).
+        self.bytes_per_item: float | None = None
         self._largest_measured = None if seconds_per_item is None else float("inf")
 
     def size(self, items_cut: int) -> int:
@@ -90,14 +137,21 @@ class ChunkSizer:
             size = int(TARGET_CHUNK_S / max(self.seconds_per_item, 1e-9))
             if self._largest_measured is not None:
                 size = min(size, self._largest_measured * MAX_GROWTH)
+        if self.bytes_per_item:
+            size = min(size, int(CHUNK_BYTES / self.bytes_per_item))
         if self.length is not None:
             remaining = self.length - items_cut
             size = min(size, -(-remaining // (TAIL_SHARE * self.workers)))
-        return max(1, int(size))
+        return max(1, min(MAX_CHUNK_ITEMS, int(size)))
 
-    def observe(self, items: int, seconds: float) -> None:
-        """A chunk of ``items`` items took ``seconds`` to run."""
-        if self.fixed is not None or items == 0:
+    def observe(self, items: int, seconds: float, nbytes: int = 0) -> None:
+        """A chunk of ``items`` items took ``seconds`` to run, and ``nbytes`` pickled."""
+        if items == 0:
+            return
+        per_item = nbytes / items
+        self.bytes_per_item = per_item if self.bytes_per_item is None else max(
+            per_item, 0.5 * self.bytes_per_item + 0.5 * per_item)  # quick to grow
+        if self.fixed is not None:
             return
         cost = seconds / items
         # Smooth, so one odd chunk (a page fault, a busy machine) does not swing sizes.
@@ -106,6 +160,10 @@ class ChunkSizer:
         else:
             self.seconds_per_item = 0.5 * self.seconds_per_item + 0.5 * cost
         self._largest_measured = max(self._largest_measured or 0, items)
+
+    def bytes_of(self, items: int) -> float:
+        """The pickled bytes ``items`` items and their results are expected to take."""
+        return items * (self.bytes_per_item or 0.0)
 
 
 # Inputs cut by slicing rather than by iterating: a slice is one C-level copy (a range
@@ -119,6 +177,9 @@ class ChunkSource:
     ``first_item`` is the input position of the first item to cut: for a list, tuple
     or range the chunks are slices from there; any other iterable is read from its
     current position (so ``first_item`` only numbers the items, for error messages).
+
+    When the input raises, the items read before it still make a chunk; the input's
+    exception is raised at the next call.
     """
 
     def __init__(self, iterable: Iterable, sizer: ChunkSizer, first_item: int = 0):
@@ -127,22 +188,143 @@ class ChunkSource:
         self.sizer = sizer
         self._next_item = first_item
         self._cut = 0
+        self._error: BaseException | None = None
+
+    @property
+    def may_block(self) -> bool:
+        """Whether reading may wait on something (an iterator: a generator, a socket)."""
+        return self._iterator is not None
 
     def __iter__(self) -> ChunkSource:
         return self
 
     def __next__(self) -> Chunk:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         size = self.sizer.size(self._cut)
         if self._sequence is not None:
             items = self._sequence[self._next_item:self._next_item + size]
         else:
-            items = list(itertools.islice(self._iterator, size))
+            items = []
+            try:
+                # extend() keeps what it appended before an exception: those items are
+                # handed on, the exception raised next time.
+                items.extend(itertools.islice(self._iterator, size))
+            except BaseException as exc:
+                if not items:
+                    raise
+                self._error = exc
         if not items:
             raise StopIteration
         chunk = Chunk(self._next_item, items)
         self._next_item += len(items)
         self._cut += len(items)
         return chunk
+
+
+class _Feeder:
+    """Reads chunks from the input and submits them while the window has room.
+
+    In the caller's thread (:meth:`pump`) for an input that never blocks (a list, a
+    tuple, a range) and for a backend that runs chunks inside ``submit`` (serial); on a
+    daemon thread of its own for an iterator, which may block (a socket, a queue, a slow
+    generator): then the window fills while the caller consumes, and the caller hands
+    back every finished chunk whatever the input is doing.
+
+    ``in_flight`` (submitted, not handed back, in submission order), ``done``, ``error``
+    and ``changed`` are guarded by ``cond``'s lock. The input's exception (or one from
+    submitting: pickling the items) ends the feeding; the dispatcher raises it once the
+    chunks before it are handed back.
+    """
+
+    def __init__(self, backend: Backend, prepared, chunks: ChunkSource, star: bool,
+                 window: int, budget: int, recorder: CallRecorder | None, threaded: bool):
+        self._backend = backend
+        self._prepared = prepared
+        self._chunks = chunks
+        self._star = star
+        self._window = window
+        self._budget = budget
+        self._recorder = recorder
+        self.cond = threading.Condition()
+        self.in_flight: collections.OrderedDict[Future, Chunk] = collections.OrderedDict()
+        self.handed_over: dict[Future, tuple[float, float]] = {}  # recording: submitted, queued
+        self.done = False
+        self.error: BaseException | None = None
+        # Set (threaded) when a chunk was submitted or the feeding ended; replaced by the
+        # dispatcher once it has looked.
+        self.changed: Future = Future()
+        self._stopped = False
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._feed_forever, name="allcores-input",
+                                            daemon=True)
+            self._thread.start()
+
+    @property
+    def threaded(self) -> bool:
+        return self._thread is not None
+
+    def has_room(self) -> bool:
+        """(Under the lock.) Room in the window, in chunks and in bytes."""
+        if len(self.in_flight) >= self._window:
+            return False
+        sizer = self._chunks.sizer
+        held = sum(sizer.bytes_of(len(chunk.items)) for chunk in self.in_flight.values())
+        return not self.in_flight or held < self._budget
+
+    def pump(self) -> None:
+        """In the caller's thread: read and submit while there is room."""
+        while not self.done and self.has_room():
+            self._feed_one(interruptible=True)
+
+    def _feed_forever(self) -> None:
+        while True:
+            with self.cond:
+                while not self._stopped and not self.done and not self.has_room():
+                    self.cond.wait()
+                if self._stopped or self.done:
+                    return
+            self._feed_one(interruptible=False)
+            with self.cond:
+                if not self.changed.done():
+                    self.changed.set_result(None)
+
+    def _feed_one(self, *, interruptible: bool) -> None:
+        submitted = time.perf_counter() if self._recorder is not None else 0.0
+        try:
+            chunk = next(self._chunks, None)
+            future = None if chunk is None else self._backend.submit(
+                self._prepared, chunk, self._star)
+        except KeyboardInterrupt:
+            if interruptible:
+                raise  # Ctrl-C in the caller: at once, not after the chunks in flight
+            self._end(KeyboardInterrupt())
+            return
+        except BaseException as exc:  # the input's, or pickling its items: the caller's
+            self._end(exc)
+            return
+        if chunk is None:
+            self._end(None)
+            return
+        with self.cond:
+            self.in_flight[future] = chunk
+            if self._recorder is not None:
+                self.handed_over[future] = (submitted, time.perf_counter())
+
+    def _end(self, error: BaseException | None) -> None:
+        with self.cond:
+            self.done = True
+            self.error = error
+
+    def stop(self) -> None:
+        """The caller stopped: submit nothing more (a read in progress finishes, its
+        chunk is dropped)."""
+        with self.cond:
+            self._stopped = True
+            self.done = True
+            self.cond.notify_all()
 
 
 def _outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
@@ -170,44 +352,45 @@ def run_chunks(
     ordered: bool,
     star: bool = False,
     recorder: CallRecorder | None = None,
+    max_bytes: int | None = None,
 ) -> Iterator[tuple[Chunk, list]]:
     """Yield ``(chunk, results)`` for every chunk, running them on ``backend``. With a
-    ``recorder``, each chunk handed back is recorded (see ``allcores.timeline``)."""
+    ``recorder``, each chunk handed back is recorded (see ``allcores.timeline``);
+    ``max_bytes`` bounds the pickled bytes in flight (default: default_max_bytes())."""
     prepared = backend.prepare(fn)
-    window = max(1, backend.window())
-    in_flight: collections.OrderedDict[Future, Chunk] = collections.OrderedDict()
-    handed_over: dict[Future, tuple[float, float]] = {}  # when recording: submitted, queued
-
-    def refill() -> None:
-        while len(in_flight) < window:
-            submitted = time.perf_counter() if recorder is not None else 0.0
-            chunk = next(chunks, None)
-            if chunk is None:
-                return
-            future = backend.submit(prepared, chunk, star)
-            in_flight[future] = chunk
-            if recorder is not None:
-                handed_over[future] = (submitted, time.perf_counter())
-
-    # A backend that runs chunks inside submit() (serial) gets the next chunk only when
-    # the caller asks for more; others are refilled before a result is handed back, so
-    # that workers stay busy while the caller consumes.
-    submit_ahead = not backend.runs_chunks_in_submit
+    feeder = _Feeder(
+        backend, prepared, chunks, star, window=max(1, backend.window()),
+        budget=default_max_bytes() if max_bytes is None else max_bytes, recorder=recorder,
+        threaded=chunks.may_block and not backend.runs_chunks_in_submit)
+    sizer = chunks.sizer
     try:
-        refill()
-        while in_flight:
-            if ordered:
-                done = [next(iter(in_flight))]
-            else:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                chunk = in_flight.pop(future)
+        while True:
+            if not feeder.threaded:
+                # A backend that runs chunks inside submit() (serial) gets here again only
+                # when the caller asks for more: it computes a chunk only then.
+                feeder.pump()
+            with feeder.cond:
+                if feeder.changed.done():
+                    feeder.changed = Future()
+                in_flight = feeder.in_flight
+                if ordered:
+                    head = next(iter(in_flight), None)
+                    finished = [head] if head is not None and head.done() else []
+                else:
+                    finished = [future for future in in_flight if future.done()]
+                taken = [(future, in_flight.pop(future)) for future in finished]
+                times = [feeder.handed_over.pop(future, None) for future in finished]
+                if taken:
+                    feeder.cond.notify_all()  # room again
+                waiting = ([] if taken else [head] if ordered and head is not None
+                           else list(in_flight))
+                finished_input = feeder.done and not in_flight
+                changed = feeder.changed
+            for (future, chunk), handed in zip(taken, times):
                 outcome, values = _outcome(chunk, future)
-                chunks.sizer.observe(len(chunk.items), outcome.seconds)
-                if submit_ahead:
-                    refill()
-                if recorder is not None:
-                    submitted, queued = handed_over.pop(future)
+                sizer.observe(len(chunk.items), outcome.seconds, outcome.nbytes)
+                if recorder is not None and handed is not None:
+                    submitted, queued = handed
                     # A worker may start the chunk before submit() returns (or, serial,
                     # run it inside submit): it was queued by then.
                     recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
@@ -215,8 +398,17 @@ def run_chunks(
                                  outcome.started + outcome.seconds, time.perf_counter(),
                                  outcome.lost)
                 yield chunk, values
-            if not submit_ahead:
-                refill()
+            if taken:
+                continue
+            if finished_input:
+                break
+            # Nothing to hand back yet: wait for the head chunk (ordered) or any chunk,
+            # or for the feeder to submit one.
+            wait(waiting + ([changed] if feeder.threaded else []), return_when=FIRST_COMPLETED)
     finally:
-        for future in in_flight:
-            future.cancel()
+        feeder.stop()
+        with feeder.cond:
+            for future in feeder.in_flight:
+                future.cancel()
+    if feeder.error is not None:
+        raise feeder.error

@@ -29,7 +29,13 @@ from allcores._main_guard import refuse_work_while_main_is_imported
 from allcores.backends import create_backend, validate_backend_name
 from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
-from allcores.dispatch import ChunkSizer, ChunkSource, known_length, run_chunks
+from allcores.dispatch import (
+    ChunkSizer,
+    ChunkSource,
+    default_max_bytes,
+    known_length,
+    run_chunks,
+)
 from allcores.errors import PoolClosedError
 from allcores.timeline import CallRecorder, Insights, Recorder
 
@@ -96,6 +102,12 @@ class Pool:
         Record which worker ran each chunk of every map (``map``, ``imap``,
         ``imap_unordered``, ``starmap``; not ``submit``), and when (off by default);
         :meth:`insights` sums it up and draws the timeline. See ``allcores.timeline``.
+    max_bytes : int, optional
+        A bound on the pickled bytes of the chunks in flight per map (items and
+        results; at least one chunk is always in flight): default 64 MiB, or
+        ``ALLCORES_MAX_BYTES``. Chunks also hold at most 65,536 items and about 4 MiB
+        pickled. The caller's memory for a map is then about 2-3 times this bound
+        (the objects behind the bytes), however long the input.
 
     Leaving a ``with`` block closes the pool (submitted work finishes, then the workers
     stop); if the block is left by an exception (Ctrl-C included), the pool is
@@ -115,6 +127,7 @@ class Pool:
         address: str | None = None,
         client: Any = None,
         insights: bool = False,
+        max_bytes: int | None = None,
     ):
         refuse_work_while_main_is_imported()
         backend_class = validate_backend_name(backend)
@@ -147,6 +160,8 @@ class Pool:
 
         if not isinstance(insights, bool):
             raise TypeError(f"insights: expected True or False, got: {insights!r}")
+        self._max_bytes = (default_max_bytes() if max_bytes is None
+                           else check.integer("max_bytes", max_bytes, min=1))
         if (address is not None or client is not None) and backend != "dask":
             raise ValueError("address and client: only for backend='dask', "
                              f"got backend={backend!r}")
@@ -278,7 +293,8 @@ class Pool:
     def _run(self, fn, chunks, ordered, star, bar, recorder, call) -> Iterator[list]:
         try:
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
-                                             star=star, recorder=recorder):
+                                             star=star, recorder=recorder,
+                                             max_bytes=self._max_bytes):
                 if bar is not None:
                     bar.update(len(chunk.items))
                 yield results

@@ -402,6 +402,7 @@ class DaskBackend(Backend):
             raise
         task = RunChunk(0, prepared_fn.fn_id, prepared_fn.payload, items_payload, star)
         future: Future = CallbackSafeFuture()
+        future.sent_bytes = len(items_payload)  # for the result (the window's byte bound)
         with self._lock:
             if self._closed:
                 raise PoolClosedError("the pool's Dask client is closed")
@@ -466,7 +467,7 @@ class DaskBackend(Backend):
                 lambda again: self._on_task_done(future, again, first_item, stop_item))
             return
         if isinstance(outcome, ChunkResult):
-            settle(future, result=outcome)
+            settle(future, result=outcome._replace(sent_bytes=future.sent_bytes))
         else:
             settle(future, error=outcome)
 

@@ -587,7 +587,7 @@ class ProcessBackend(Backend):
             if isinstance(reply, msg.ChunkDone):
                 settle(job.future, result=ChunkResult(
                     None, reply.seconds, reply.started, handle.label, job.lost,
-                    reply.results_payload))
+                    reply.results_payload, len(job.items_payload)))
             else:
                 settle(job.future, error=ChunkError.from_reply(reply))
 
