@@ -72,7 +72,9 @@ def set_mandelbrot_isa(name):
 def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     """Fill ``out`` (uint32, shape ``(rows, width)``) with the escape counts of image rows
     ``first_row .. first_row + rows - 1`` of a ``width x height`` image of the region
-    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` times per pixel."""
+    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` (>= 1) times per pixel.
+    ``out`` must be aligned, C-contiguous and writeable; it is judged by its memory
+    (numpy's shape and strides), never by what a subclass says of itself."""
     out, first_row, height, max_iter, xmin, xmax, ymin, ymax = check.mandelbrot_rows_args(
         out, first_row, height, max_iter, xmin, xmax, ymin, ymax)
     cdef uint32_t[:, ::1] view = out
@@ -81,6 +83,10 @@ def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     cdef uint32_t c_max_iter = max_iter
     cdef double c_xmin = xmin, c_xmax = xmax, c_ymin = ymin, c_ymax = ymax
     cdef int isa = _mandelbrot_isa
+    # The C loop writes rows * width values from &view[0, 0]: the buffer's own shape.
+    if rows != out.shape[0] or width != out.shape[1]:
+        raise ValueError(f"out: expected a buffer of shape {out.shape}, got: "
+                         f"({rows}, {width})")
     if rows == 0 or width == 0:
         return
     with nogil:
@@ -149,11 +155,19 @@ cdef bint _is_prime(uint64_t n) noexcept nogil:
 
 
 def is_prime_array(values, out):
-    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value)."""
+    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value).
+
+    ``values``: 1-D uint64; ``out``: 1-D bool or uint8 of the same length, sharing no
+    memory with ``values``; both aligned and C-contiguous (see ``mandelbrot_rows``)."""
     values, out = check.is_prime_array_args(values, out)
     cdef const uint64_t[::1] v = values
     cdef uint8_t[::1] flags = out.view(np.uint8)
     cdef Py_ssize_t i
+    # The loop writes flags[0 .. v.shape[0] - 1] unchecked (boundscheck is off): the
+    # buffers themselves, not only the validated arrays, must agree.
+    if flags.shape[0] != v.shape[0]:
+        raise ValueError(f"values and out: expected the same length, got: "
+                         f"{v.shape[0]} and {flags.shape[0]}")
     with nogil:
         for i in range(v.shape[0]):
             flags[i] = _is_prime(v[i])

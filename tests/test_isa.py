@@ -45,7 +45,7 @@ def test_scalar_and_baseline_exist_everywhere():
     width=st.integers(1, 37),  # widths that are not multiples of the lane count too
     rows=st.integers(1, 5),
     extra_rows=st.integers(0, 5),
-    max_iter=st.integers(0, 300),
+    max_iter=st.integers(1, 300),
     x=st.floats(-2.5, 1.0),
     y=st.floats(-1.5, 1.0),
     span=st.floats(1e-6, 3.0),

@@ -449,7 +449,7 @@ def test_mandelbrot_native_and_pure_bit_identical():
     yspan=st.floats(1e-9, 3.0),
     width=st.integers(1, 12),
     height=st.integers(1, 12),
-    max_iter=st.integers(0, 120),
+    max_iter=st.integers(1, 120),
 )
 def test_mandelbrot_random_views(kmod, xmin, xspan, ymin, yspan, width, height, max_iter):
     bounds = (xmin, xmin + xspan, ymin, ymin + yspan)
@@ -470,10 +470,12 @@ def test_mandelbrot_benchmarks_game_bitmap(kmod, width, height):
     assert 0 < int((expected == 50).sum()) < width * height
 
 
-def test_mandelbrot_max_iter_zero_gives_zeros(kmod):
-    got = run_mandelbrot_rows(kmod, 13, 7, 0, (-2.0, 1.0, -1.5, 1.5))
-    assert got.shape == (7, 13)
-    assert not got.any()
+def test_mandelbrot_max_iter_zero_is_refused(kmod):
+    # It used to give an all-zero image, silently: a count of 0 means "escaped at once".
+    out = np.full((7, 13), 99, dtype=np.uint32)
+    with pytest.raises(ValueError, match=r"max_iter: expected 1 <= max_iter"):
+        kmod.mandelbrot_rows(out, 0, 7, 0, -2.0, 1.0, -1.5, 1.5)
+    assert (out == 99).all()
 
 
 def test_mandelbrot_max_iter_one(kmod):
@@ -536,16 +538,18 @@ def test_mandelbrot_writes_only_its_rows(kmod):
     assert (buf[:3] == 7777).all() and (buf[6:] == 7777).all()
 
 
-def test_mandelbrot_accepts_numpy_scalars_and_bools(kmod):
-    # numpy scalars anywhere; a bool where an integer belongs (max_iter, first_row).
+def test_mandelbrot_accepts_numpy_scalars_and_refuses_bools(kmod):
+    # numpy scalars anywhere; never a bool where an integer belongs (max_iter, first_row).
     out = np.zeros((3, 5), dtype=np.uint32)
     kmod.mandelbrot_rows(
         out, np.int64(0), np.uint16(3), np.int32(40),
         np.float32(-2.0), np.float64(1.0), np.int8(-1), 1,
     )
     np.testing.assert_array_equal(out, ref_mandelbrot(5, 3, 40, -2.0, 1.0, -1.0, 1.0))
-    kmod.mandelbrot_rows(out, False, 3, True, -2.0, 1.0, -1.0, 1.0)  # max_iter = 1
-    np.testing.assert_array_equal(out, ref_mandelbrot(5, 3, 1, -2.0, 1.0, -1.0, 1.0))
+    with pytest.raises(TypeError, match="first_row: expected an integer, got: bool"):
+        kmod.mandelbrot_rows(out, False, 3, 1, -2.0, 1.0, -1.0, 1.0)
+    with pytest.raises(TypeError, match="max_iter: expected an integer, got: bool"):
+        kmod.mandelbrot_rows(out, 0, 3, True, -2.0, 1.0, -1.0, 1.0)
 
 
 # ======================================================================================
@@ -1135,7 +1139,8 @@ def test_wrapper_mandelbrot_fresh_and_empty(impl):
     assert kernels.mandelbrot(0, 3, impl=impl).shape == (3, 0)
     assert kernels.mandelbrot(3, 0, impl=impl).shape == (0, 3)
     assert kernels.mandelbrot(0, 0, impl=impl).shape == (0, 0)
-    assert not kernels.mandelbrot(6, 5, max_iter=0, impl=impl).any()
+    with pytest.raises(ValueError, match="max_iter"):
+        kernels.mandelbrot(6, 5, max_iter=0, impl=impl)
 
 
 def test_wrapper_count_primes(impl):

@@ -3,14 +3,26 @@
 One implementation means native and pure raise the same exception, with the same
 message, for the same bad input. Messages say what was expected and what was got.
 Integers go through ``operator.index``: a typed Cython ``long`` argument would
-silently truncate ``1.5`` to ``1``; here it is a ``TypeError``.
+silently truncate ``1.5`` to ``1``; here it is a ``TypeError``. So is a bool where an
+integer is expected (``operator.index(True)`` is 1, and numpy's integer checks accept
+it): ``count_primes(True, 10)`` or ``max_iter=True`` is a mistake far more often than
+a number.
+
+Arrays are judged by what their memory is, never by what the object says:
+:func:`array` checks a plain ``numpy.ndarray`` view of the caller's array (dtype, ndim,
+shape, C-contiguity, alignment, ``nbytes``, all read from numpy's own C structure), so
+a subclass whose ``len()`` or ``shape`` lies cannot make a native kernel write past its
+buffer; the kernels then work on that view. An ``out`` that shares memory with an input
+is refused (:func:`separate_memory`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -25,7 +37,9 @@ def _describe(value: object) -> str:
 
 
 def integer(name: str, value: object, *, min: int | None = None, max: int | None = None) -> int:
-    """``value`` as a Python int with ``min <= value <= max``."""
+    """``value`` as a Python int with ``min <= value <= max``; bools are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an integer, got: {_describe(value)}")
     try:
         result = operator.index(value)
     except TypeError:
@@ -67,26 +81,116 @@ def array(
     ndim: int,
     writeable: bool = False,
 ) -> np.ndarray:
-    """``value`` itself (never a copy): a C-contiguous ndarray of one of ``dtypes``."""
+    """A plain ndarray view (never a copy) of ``value``: an aligned, C-contiguous ndarray
+    of one of ``dtypes`` with ``ndim`` dimensions.
+
+    Subclasses (``numpy.memmap``, ...) are accepted, and so is their memory, but nothing
+    they say about themselves is believed: the checks and the kernels use
+    ``numpy.asarray(value)``, whose shape, strides and size come from numpy's C structure
+    (a subclass may override ``__len__``, ``shape`` or ``nbytes`` in Python). Unaligned
+    arrays are refused: the C kernels read and write whole ``uint32``/``uint64`` values.
+    """
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got: {type(value).__name__}")
+    plain = np.asarray(value)  # a view typed numpy.ndarray: no Python-level overrides
     wanted = " or ".join(np.dtype(d).name for d in dtypes)
     ok = (
-        value.dtype in [np.dtype(d) for d in dtypes]
-        and value.ndim == ndim
-        and value.flags.c_contiguous
-        and (value.flags.writeable or not writeable)
+        plain.dtype in [np.dtype(d) for d in dtypes]
+        and plain.ndim == ndim
+        and plain.flags.c_contiguous
+        and plain.flags.aligned
+        and (plain.flags.writeable or not writeable)
     )
     if not ok:
-        flags = "C-contiguous" if value.flags.c_contiguous else "not C-contiguous"
-        if not value.flags.writeable:
+        flags = "C-contiguous" if plain.flags.c_contiguous else "not C-contiguous"
+        if not plain.flags.aligned:
+            flags += ", not aligned"
+        if not plain.flags.writeable:
             flags += ", read-only"
-        access = "writeable " if writeable else ""
+        access = "a writeable" if writeable else "an"
         raise ValueError(
-            f"{name}: expected a {access}C-contiguous {ndim}-D {wanted} array, "
-            f"got: dtype={value.dtype.name}, ndim={value.ndim}, {flags}"
+            f"{name}: expected {access} aligned C-contiguous {ndim}-D {wanted} array, "
+            f"got: dtype={plain.dtype.name}, ndim={plain.ndim}, {flags}"
         )
-    return value
+    expected_nbytes = math.prod(plain.shape) * plain.itemsize
+    if plain.nbytes != expected_nbytes:  # cannot happen for a plain ndarray; cheap to say
+        raise ValueError(
+            f"{name}: expected {expected_nbytes} bytes for shape {plain.shape}, "
+            f"got: nbytes={plain.nbytes}"
+        )
+    return plain
+
+
+def separate_memory(first_name: str, first: np.ndarray, second_name: str,
+                    second: np.ndarray) -> None:
+    """Refuse two arrays that share memory (an ``out`` that is a view of an input).
+
+    A kernel reads its input while it writes ``out``; if they overlap, it reads what it
+    has just written (``is_prime_array(a, a.view(np.uint8)[:n])`` turns the values into
+    flags as it goes). For C-contiguous arrays, which cover every byte of their extent,
+    ``numpy.may_share_memory`` (extents overlap, O(1)) is exact.
+    """
+    if np.may_share_memory(first, second):
+        raise ValueError(
+            f"{first_name} and {second_name}: expected arrays that do not share memory, "
+            f"got: {second_name} overlapping {first_name} (pass a separate {second_name} array)"
+        )
+
+
+# --- How much memory a result may take ---------------------------------------------------
+
+_BYTE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def format_bytes(nbytes: int) -> str:
+    """``3.64 TiB``: a byte count in binary units, for messages."""
+    if nbytes < 1024:
+        return f"{nbytes} bytes"
+    value = float(nbytes)
+    for unit in _BYTE_UNITS[1:]:
+        value /= 1024
+        if value < 1024:
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{value:,.0f} {_BYTE_UNITS[-1]}"
+
+
+@functools.lru_cache(maxsize=1)
+def physical_memory() -> int | None:
+    """Total physical memory of this machine in bytes, or None where it cannot be read.
+
+    psutil where installed (every platform), else ``sysconf`` (Linux, macOS, BSDs).
+    Read once: it does not change while a process runs (memory hot-plug aside).
+    """
+    try:
+        import psutil
+    except ImportError:
+        pass
+    else:
+        try:
+            return int(psutil.virtual_memory().total)
+        except Exception:  # noqa: BLE001 - an odd platform: fall back to sysconf
+            pass
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return total if total > 0 else None
+
+
+def fits_in_memory(what: str, nbytes: int) -> None:
+    """Refuse, before anything is allocated, a result of ``nbytes`` that this machine
+    could not hold even with nothing else running (``what`` names it in the message).
+
+    This is a bound, not a promise: a result that passes may still not fit next to
+    everything else; one that fails never could (numpy would report it from deep inside
+    an allocation, a shared-memory segment from a worker, or the kernel would be killed).
+    """
+    limit = physical_memory()
+    if limit is not None and nbytes > limit:
+        raise MemoryError(
+            f"{what} needs {format_bytes(nbytes)}; this machine has "
+            f"{format_bytes(limit)} of memory in all"
+        )
 
 
 def uint64_values(name: str, values: object) -> np.ndarray:
@@ -131,7 +235,7 @@ def mandelbrot_rows_args(out, first_row, height, max_iter, xmin, xmax, ymin, yma
             f"first_row: expected first_row + rows <= height, got: first_row={first_row}, "
             f"rows={out.shape[0]}, height={height}"
         )
-    max_iter = integer("max_iter", max_iter, min=0, max=UINT32_MAX)
+    max_iter = integer("max_iter", max_iter, min=1, max=UINT32_MAX)
     xmin, xmax = interval("xmin", xmin, "xmax", xmax)
     ymin, ymax = interval("ymin", ymin, "ymax", ymax)
     return out, first_row, height, max_iter, xmin, xmax, ymin, ymax
@@ -146,10 +250,13 @@ def prime_range_args(lo, hi):
 def is_prime_array_args(values, out):
     values = array("values", values, dtypes=(np.uint64,), ndim=1)
     out = array("out", out, dtypes=(np.bool_, np.uint8), ndim=1, writeable=True)
-    if len(values) != len(out):
+    # Shapes of the plain views, never len(): a subclass may say anything there.
+    if values.shape != out.shape:
         raise ValueError(
-            f"values and out: expected the same length, got: {len(values)} and {len(out)}"
+            f"values and out: expected the same length, got: {values.shape[0]} and "
+            f"{out.shape[0]}"
         )
+    separate_memory("values", values, "out", out)
     return values, out
 
 

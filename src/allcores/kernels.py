@@ -217,8 +217,8 @@ def mandelbrot(
     width, height : int
         Image size in pixels (``>= 0``).
     max_iter : int
-        Iterations per pixel at most; a pixel whose count equals ``max_iter`` is taken
-        to be in the set.
+        Iterations per pixel at most (``1 <= max_iter < 2**32``); a pixel whose count
+        equals ``max_iter`` is taken to be in the set.
     bounds : (xmin, xmax, ymin, ymax)
         The region of the complex plane; pixel ``(y, x)`` samples
         ``xmin + x * (xmax - xmin) / width + i * (ymin + y * (ymax - ymin) / height)``.
@@ -232,6 +232,16 @@ def mandelbrot(
     -------
     numpy.ndarray
         ``uint32`` counts, shape ``(height, width)``.
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type (a bool, float or str where an integer belongs).
+    ValueError
+        An argument out of range.
+    MemoryError
+        Before anything is allocated, when the image (``4 * width * height`` bytes) is
+        larger than this machine's physical memory.
     """
     impl = check.impl_name(impl)
     width = check.integer("width", width, min=0, max=check.MAX_IMAGE_SIDE)
@@ -242,10 +252,14 @@ def mandelbrot(
         raise ValueError(
             f"bounds: expected (xmin, xmax, ymin, ymax), got: {bounds!r}"
         ) from None
-    max_iter = check.integer("max_iter", max_iter, min=0, max=check.UINT32_MAX)
+    max_iter = check.integer("max_iter", max_iter, min=1, max=check.UINT32_MAX)
     xmin, xmax = check.interval("xmin", xmin, "xmax", xmax)
     ymin, ymax = check.interval("ymin", ymin, "ymax", ymax)
     workers, backend = _parallel_options(workers, backend)
+    # Before anything is allocated: an image this machine could never hold would
+    # otherwise fail far from here (a sparse shared segment, then a worker's MemoryError).
+    check.fits_in_memory(f"mandelbrot: a {width}x{height} image of uint32",
+                         width * height * np.dtype(np.uint32).itemsize)
     if width == 0 or height == 0:
         return np.zeros((height, width), dtype=np.uint32)
 

@@ -24,7 +24,9 @@ TWO_POW_MINUS_53 = 2.0**-53
 def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     """Fill ``out`` (uint32, shape ``(rows, width)``) with the escape counts of image rows
     ``first_row .. first_row + rows - 1`` of a ``width x height`` image of the region
-    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` times per pixel."""
+    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` (>= 1) times per pixel.
+    ``out`` must be aligned, C-contiguous and writeable; it is judged by its memory
+    (numpy's shape and strides), never by what a subclass says of itself."""
     out, first_row, height, max_iter, xmin, xmax, ymin, ymax = check.mandelbrot_rows_args(
         out, first_row, height, max_iter, xmin, xmax, ymin, ymax
     )
@@ -95,7 +97,10 @@ def _is_prime(n):
 
 
 def is_prime_array(values, out):
-    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value)."""
+    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value).
+
+    ``values``: 1-D uint64; ``out``: 1-D bool or uint8 of the same length, sharing no
+    memory with ``values``; both aligned and C-contiguous (see ``mandelbrot_rows``)."""
     values, out = check.is_prime_array_args(values, out)
     out[:] = [_is_prime(int(v)) for v in values]
 
