@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import errno
 import mmap
+import math
 import os
 import sys
 import tempfile
@@ -111,7 +112,7 @@ class SharedArraySpec(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 def _free_bytes(directory: str) -> int | None:
@@ -276,7 +277,7 @@ class SharedArray:
     def __init__(self, shape: tuple[int, ...], dtype, *, data: np.ndarray | None = None):
         shape = tuple(int(n) for n in shape)
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes <= 0:
             raise ValueError(f"shape: expected a non-empty array, got: {shape}")
         self._shm: SharedMemory | _MappedFile | None = None
