@@ -11,6 +11,8 @@ message classes are unpickled here; their payloads (user objects) stay bytes.
 
 from __future__ import annotations
 
+import collections
+import io
 import pickle
 import socket
 import struct
@@ -22,9 +24,14 @@ RECV_BYTES = 1 << 18
 
 
 def frame(message) -> bytes:
-    """``message`` pickled, behind its length."""
-    body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(body)) + body
+    """``message`` pickled, behind its length (written into one buffer: no copy)."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0" * _LENGTH.size)
+    pickle.dump(message, buffer, pickle.HIGHEST_PROTOCOL)
+    data = buffer.getbuffer()
+    _LENGTH.pack_into(data, 0, len(data) - _LENGTH.size)
+    del data
+    return buffer.getvalue()
 
 
 # --- the worker's side: blocking ------------------------------------------------------------
@@ -63,7 +70,9 @@ class Channel:
         sock.setblocking(False)
         self.sock = sock
         self._inbox = bytearray()
-        self._outbox = bytearray()
+        # Frames not yet written, as views: the unsent rest of the first one is a slice,
+        # never a copy (a chunk of a few MB leaves in many writes).
+        self._outbox: collections.deque[memoryview] = collections.deque()
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -75,24 +84,20 @@ class Channel:
     def send(self, message) -> None:
         """Queue ``message`` and write what the socket takes now; call :meth:`flush` when
         the socket is writable again. ``OSError`` if the worker's end is gone."""
-        data = frame(message)
-        if not self._outbox:  # the usual case: it all fits at once, no copy kept
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
-        self._outbox += data
+        self._outbox.append(memoryview(frame(message)))
+        self.flush()
 
     def flush(self) -> None:
-        while self._outbox:
+        outbox = self._outbox
+        while outbox:
             try:
-                sent = self.sock.send(self._outbox)
+                sent = self.sock.send(outbox[0])
             except (BlockingIOError, InterruptedError):
                 return
-            del self._outbox[:sent]
+            if sent == len(outbox[0]):
+                outbox.popleft()
+            else:
+                outbox[0] = outbox[0][sent:]
 
     def receive(self) -> tuple[list, bool]:
         """The complete messages that arrived, and whether the worker's end is closed."""

@@ -231,6 +231,19 @@ def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
     return found
 
 
+# Socket buffers for a worker's socket pair: a chunk of a few MB then crosses in a few
+# writes, each a round of the manager's loop, instead of dozens (the default is ~200 kB).
+SOCKET_BUFFER_BYTES = 4 << 20
+
+
+def _widen(sock: socket.socket) -> None:
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:
+            pass  # the system's limit (net.core.wmem_max) applies: a smaller buffer
+
+
 def _open_pidfd(pid: int) -> int | None:
     if not hasattr(os, "pidfd_open"):
         return None
@@ -493,6 +506,8 @@ class ProcessBackend(Backend):
 
     def _start_worker(self) -> None:
         parent_end, child_end = socket.socketpair()
+        _widen(parent_end)
+        _widen(child_end)
         try:
             process = self._context.Process(
                 target=worker_main,
