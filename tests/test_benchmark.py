@@ -65,10 +65,13 @@ def test_quick_run_end_to_end(tmp_path):
                for row in numba_rows)
     assert set(results["sections"]["overhead"]["crossover_s"]) == {
         tool for tool, _ in overhead.TOOLS[1:]}
+    check_memory_section(results["sections"]["memory"])
 
     report = (out / "report.md").read_text()
     for name in bench.SECTIONS:
         assert f"## {name}" in report
+    assert "**memory: caller and worker peak RSS, imap over a generator**" in report
+    assert "Byte budget: allcores bounds the pickled bytes in flight to" in report
     assert "## Reading" in report and "Reproduce:" in report
     assert sorted(results["plots"]) == sorted(
         ["kernels_speedup.png", "mandelbrot.png", "overhead.png",
@@ -77,6 +80,28 @@ def test_quick_run_end_to_end(tmp_path):
         data = (out / plot).read_bytes()
         assert len(data) > 1000 and data.startswith(PNG_SIGNATURE), plot
         assert f"]({plot})" in report
+
+
+def check_memory_section(section: dict) -> None:
+    """Every workload x tool row ran in its own interpreter, answered right, and has its
+    figures; the allcores rows carry the issue's goals, never claimed at a smaller size."""
+    rows = section["rows"]
+    assert [(r["workload"], r["tool"]) for r in rows] == [
+        (w, t) for w, _ in memory.WORKLOADS for t, _ in memory.TOOLS]
+    assert section["max_bytes"] >= 1
+    for row in rows:
+        assert row["correct"] is True, row
+        assert row["results"] == row["items"] and row["results_wrong"] == 0
+        for figure in ("growth_mib", "seconds", "workers_peak_mib", "worker_peak_max_mib"):
+            assert isinstance(row[figure], (int, float)), (figure, row)
+        assert row["seconds"] > 0 and row["workers_peak_mib"] > 0
+        assert row["workers_found"] == 2   # --workers 2
+        assert row["within_budget"] == (row["growth_mib"] * 2**20 <= section["max_bytes"])
+    goals = {r["workload"]: r["goal"] for r in rows if "goal" in r}
+    assert set(goals) == {"fast", "big"}
+    assert all(r["tool"] == "allcores" for r in rows if "goal" in r)
+    assert all(goal["met"] is None and goal["under_limit"] in (True, False)
+               for goal in goals.values())   # tiny sizes: the goals are not tested
 
 
 def test_options_are_checked():
@@ -206,13 +231,40 @@ def test_kernel_reading_on_synthetic_numbers():
     assert "numba rows did not run: not installed" in text
 
 
+def _memory_row(workload, tool, items, growth_mib, seconds, **extra):
+    return {"workload": workload, "workload_label": memory.WORKLOAD_LABELS[workload],
+            "tool": tool, "label": memory.LABELS[tool], "items": items, "correct": True,
+            "growth_mib": growth_mib, "seconds": seconds,
+            "within_budget": growth_mib <= 64, **extra}
+
+
 def test_memory_and_crash_readings():
+    fast = memory.goal_check("fast", 10**7, 30.0)
+    big = memory.goal_check("big", 20_000, 320.0)
     section = Section("memory", "?", [
-        {"tool": "multiprocessing", "correct": True, "growth_mib": 200.0, "items": 10**7},
-        {"tool": "allcores", "correct": True, "growth_mib": 2.0, "items": 10**7}], [])
+        _memory_row("fast", "multiprocessing", 10**7, 200.0, 3.0),
+        _memory_row("fast", "joblib", 10**7, 100.0, 30.0),
+        _memory_row("fast", "allcores", 10**7, 30.0, 2.5, goal=fast),
+        _memory_row("big", "allcores", 20_000, 320.0, 9.0, goal=big)], [],
+        extra={"max_bytes": 64 << 20})
     assert memory.reading(section) == [
-        "Streaming 10,000,000 items: allcores grew by 2.0 MiB, multiprocessing.Pool.imap "
-        "by 200.0 MiB (100x as much)."]
+        "10,000,000 small ints, fast consumer: the caller grew by 30.0 MiB in 2.5 s with "
+        "allcores.Pool.imap, 200 MiB in 3.0 s with multiprocessing.Pool.imap, 100 MiB in "
+        '30.0 s with joblib Parallel(return_as="generator"). Goal < 50 MB: met (31.5 MB).',
+        "20,000 items of 100 kB, fn=len: the caller grew by 320 MiB in 9.0 s with "
+        "allcores.Pool.imap. Goal < 300 MB: MISSED by 35.5 MB.",
+        "allcores' byte budget: 64.0 MiB in flight. allcores rows OUTSIDE it: items of "
+        "100 kB, fn=len (320 MiB, 400.0% over). Other tools' rows past it: "
+        "multiprocessing.Pool.imap, small ints, fast consumer (200 MiB); "
+        'joblib Parallel(return_as="generator"), small ints, fast consumer (100 MiB).']
+    # A goal is met or missed only at its own size; a smaller run says how it compares.
+    assert memory.goal_text({"goal": fast}) == "< 50 MB: met (31.5 MB)"
+    assert memory.goal_text({"goal": big}) == "< 300 MB: MISSED by 35.5 MB"
+    small = memory.goal_check("fast", 10**6, 60.0)
+    assert small["met"] is None and small["under_limit"] is False
+    assert memory.goal_text({"goal": small}) == \
+        "< 50 MB at 10,000,000: over by 12.9 MB at this size"
+    assert memory.goal_text({}) == "-"
     section = Section("crash", "?", [
         {"label": "allcores", "outcome": "completed", "after_kill_s": 0.25, "correct": True,
          "results": "all correct"},

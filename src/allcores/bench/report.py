@@ -190,8 +190,8 @@ def headline(document: dict) -> str:
         out += ["| streaming and worker death | result |", "| --- | --- |"]
         for row in (memory or {}).get("rows", []):
             if "growth_mib" in row:
-                out.append(f"| {row['label']}, {row['items']:,}-item generator, slow consumer "
-                           f"| peak RSS +{row['growth_mib']:.1f} MiB |")
+                out.append(f"| {row['label']}, {row['items']:,} {row['workload_label']} "
+                           f"| caller peak RSS +{row['growth_mib']:.1f} MiB |")
         for row in (crash or {}).get("rows", []):
             if "label" in row:
                 after = (f", {row['after_kill_s']:.2f} s after the kill"
