@@ -166,15 +166,9 @@ def test_big_items_stream_in_bounded_memory():
 # ======================================================================================
 
 
-ADAPTIVE_STALL = pytest.mark.xfail(strict=True, reason=(
-    "not yet: with adaptive chunks, the items read into a chunk being cut when the input "
-    "stalls wait in that chunk until the input goes on (every chunk already cut is "
-    "handed back)"))
-
-
 @pytest.mark.parametrize("backend", PARALLEL_BACKENDS)
 @pytest.mark.parametrize("method", ["imap", "imap_unordered"])
-@pytest.mark.parametrize("chunksize", [pytest.param(None, marks=ADAPTIVE_STALL), 1, 10])
+@pytest.mark.parametrize("chunksize", [None, 1, 10])
 def test_results_reach_the_consumer_while_the_input_stalls(backend, method, chunksize,
                                                            tmp_path):
     gate = tmp_path / "gate"

@@ -70,6 +70,10 @@ MAX_CHUNK_ITEMS = 65_536
 # About how many bytes a chunk's items and results may take pickled, once measured: a
 # few of them fit in any budget, and at these sizes pickling is bandwidth-bound anyway.
 CHUNK_BYTES = 4 << 20
+# When the input is read on a thread and a read has waited this long for the rest of a
+# chunk, the items it already has are sent as a chunk of their own (if the window has
+# room): an input that stalls holds back no item it has yielded.
+STALL_S = TARGET_CHUNK_S
 # The default bound on the pickled bytes of the chunks in flight (ALLCORES_MAX_BYTES
 # overrides it; Pool(max_bytes=...) per pool). In the caller each such byte comes with
 # its objects (items held for error notes, results being unpickled): count 2-3x that.
@@ -198,6 +202,22 @@ class ChunkSource:
     def __iter__(self) -> ChunkSource:
         return self
 
+    @property
+    def items_cut(self) -> int:
+        return self._cut
+
+    def read_into(self, buffer: collections.deque, size: int) -> None:
+        """Append up to ``size`` items of an iterator input to ``buffer``, each as soon
+        as the input yields it (another thread may take them meanwhile)."""
+        buffer.extend(itertools.islice(self._iterator, size))
+
+    def number(self, items: list) -> Chunk:
+        """``items``, the next items of the input, as a chunk."""
+        chunk = Chunk(self._next_item, items)
+        self._next_item += len(items)
+        self._cut += len(items)
+        return chunk
+
     def __next__(self) -> Chunk:
         if self._error is not None:
             error, self._error = self._error, None
@@ -256,6 +276,11 @@ class _Feeder:
         # dispatcher once it has looked.
         self.changed: Future = Future()
         self._stopped = False
+        # Threaded: the chunk being read, item by item, and since when (monotonic; None
+        # between reads); how many of its items were taken by steal_stalled() meanwhile.
+        self._buffer: collections.deque = collections.deque()
+        self._reading_since: float | None = None
+        self._stolen = 0
         self._thread = None
         if threaded:
             self._thread = threading.Thread(target=self._feed_forever, name="allcores-input",
@@ -280,16 +305,72 @@ class _Feeder:
             self._feed_one(interruptible=True)
 
     def _feed_forever(self) -> None:
+        chunks = self._chunks
         while True:
             with self.cond:
                 while not self._stopped and not self.done and not self.has_room():
                     self.cond.wait()
                 if self._stopped or self.done:
                     return
-            self._feed_one(interruptible=False)
+                size = chunks.sizer.size(chunks.items_cut)
+                self._reading_since, self._stolen = time.monotonic(), 0
+            read_since = time.perf_counter() if self._recorder is not None else 0.0
+            error = None
+            try:
+                chunks.read_into(self._buffer, size)
+            except BaseException as exc:  # the input's: the caller's, after what it yielded
+                error = exc
             with self.cond:
+                self._reading_since = None
+                exhausted = error is not None or len(self._buffer) + self._stolen < size
+                items = list(self._buffer)
+                self._buffer.clear()
+                if items and not self._stopped:
+                    self._submit(chunks.number(items), read_since)
+                if exhausted:
+                    self.done = True
+                    self.error = self.error or error
                 if not self.changed.done():
                     self.changed.set_result(None)
+                if self.done:
+                    return
+
+    def steal_stalled(self) -> None:
+        """(The caller's thread.) If the feeder's read has waited STALL_S for the rest
+        of its chunk, send the items it already has as a chunk now."""
+        with self.cond:
+            since = self._reading_since
+            if (since is None or not self._buffer or self._stopped
+                    or time.monotonic() - since < STALL_S or not self.has_room()):
+                return
+            items = [self._buffer.popleft() for _ in range(len(self._buffer))]
+            self._stolen += len(items)
+            self._submit(self._chunks.number(items), time.perf_counter())
+
+    def stall_timeout(self) -> float | None:
+        """How long the caller may wait before calling :meth:`steal_stalled`: None when
+        no read can stall (the feeding ended, or the window is full); until the read in
+        progress has waited STALL_S when it holds items; else STALL_S (a read may start
+        or get its first item meanwhile, and nothing would wake the caller for that)."""
+        with self.cond:
+            if self.done or not self.has_room():
+                return None
+            since = self._reading_since
+            if since is None or not self._buffer:  # nothing to send yet: look again later
+                return STALL_S
+        return max(0.0, since + STALL_S - time.monotonic())
+
+    def _submit(self, chunk: Chunk, submitted: float) -> None:
+        """(Under the lock, so that chunks enter ``in_flight`` in input order.)"""
+        try:
+            future = self._backend.submit(self._prepared, chunk, self._star)
+        except BaseException as exc:  # pickling the items: the caller's error, in order
+            self.done = True
+            self.error = self.error or exc
+            return
+        self.in_flight[future] = chunk
+        if self._recorder is not None:
+            self.handed_over[future] = (submitted, time.perf_counter())
 
     def _feed_one(self, *, interruptible: bool) -> None:
         submitted = time.perf_counter() if self._recorder is not None else 0.0
@@ -404,7 +485,11 @@ def run_chunks(
                 break
             # Nothing to hand back yet: wait for the head chunk (ordered) or any chunk,
             # or for the feeder to submit one.
-            wait(waiting + ([changed] if feeder.threaded else []), return_when=FIRST_COMPLETED)
+            if feeder.threaded:
+                wait(waiting + [changed], feeder.stall_timeout(), return_when=FIRST_COMPLETED)
+                feeder.steal_stalled()
+            else:
+                wait(waiting, return_when=FIRST_COMPLETED)
     finally:
         feeder.stop()
         with feeder.cond:
