@@ -8,11 +8,13 @@ pickled size of items and results has been measured, no more than ``max_bytes`` 
 (at least one chunk is always in flight). A chunk holds at most ``MAX_CHUNK_ITEMS``
 items and about ``CHUNK_BYTES`` of pickled items and results.
 
-Results already computed are handed back before waiting on anything else. The input is
-read one chunk ahead, on a thread of its own when it is an iterator that may block (a
-socket, a queue, a slow generator): a finished chunk never waits for the next input
-item. New chunks are submitted, whenever the input has one ready, before results are
-handed back, so workers stay busy while the caller consumes.
+Results already computed are handed back before waiting on anything else. An input that
+is an iterator (it may block: a socket, a queue, a slow generator) is read and its chunks
+submitted on a thread of its own (:class:`_Feeder`): the window fills while the caller
+consumes, a finished chunk never waits for the next input item, and when a read has
+waited ``STALL_S`` for the rest of a chunk, the items it has leave as a chunk of their
+own. A list, tuple or range (they never block) is cut and submitted in the caller's
+thread, before results are handed back, so workers stay busy while the caller consumes.
 
 When the input raises, every result of the items read before it is handed back (in
 order for ``imap``), then the input's exception is raised, as the builtin ``map`` does.
