@@ -459,8 +459,9 @@ def run_chunks(
                 if ordered:
                     head = next(iter(in_flight), None)
                     finished = [head] if head is not None and head.done() else []
-                else:
-                    finished = [future for future in in_flight if future.done()]
+                else:  # one at a time: the window refills only as results are taken
+                    finished = [next((f for f in in_flight if f.done()), None)]
+                    finished = [f for f in finished if f is not None]
                 taken = [(future, in_flight.pop(future)) for future in finished]
                 times = [feeder.handed_over.pop(future, None) for future in finished]
                 if taken:
