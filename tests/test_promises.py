@@ -386,7 +386,7 @@ def test_a_worker_stopped_in_the_middle_of_a_reply_blocks_nothing(pools):
     assert isinstance(future.exception(timeout=BOUND_S), PoolClosedError)
 
 
-def test_fork_workers_of_a_caller_with_over_1024_descriptors(pools):
+def test_fork_workers_of_a_caller_with_over_1024_descriptors(pools, tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 1400
     if hard != resource.RLIM_INFINITY and hard < wanted:
@@ -398,9 +398,10 @@ def test_fork_workers_of_a_caller_with_over_1024_descriptors(pools):
             opened.append(os.open(os.devnull, os.O_RDONLY))
         pool = pools(backend="process", start_method="fork")
         assert pool.map(w.square, range(20), chunksize=1) == [x * x for x in range(20)]
-        pids = set(pool.map(w.getpid, range(8), chunksize=1))
+        meet = functools.partial(w.meet, str(tmp_path), WORKERS)
+        pids = set(pool.map(meet, range(WORKERS), chunksize=1))  # both workers at once
         assert pool.map(w.square, range(20), chunksize=1) == [x * x for x in range(20)]
-        assert all(not pid_gone(pid) for pid in pids)  # nobody exited on its own
+        assert len(pids) == WORKERS and not any(pid_gone(pid) for pid in pids)
     finally:
         for fd in opened:
             os.close(fd)
@@ -443,14 +444,20 @@ def test_a_failing_initializer_is_reported_as_itself_with_many_workers(pools, st
     assert "initializer refused to start" in str(info.value.__cause__)
 
 
-def test_sys_exit_in_fn_reaches_the_caller_and_the_worker_lives_on(pools):
+def test_sys_exit_in_fn_reaches_the_caller_and_the_worker_lives_on(pools, tmp_path):
     pool = pools(backend="process", retries=0)
-    pids = set(pool.map(w.getpid, range(8), chunksize=1))
+
+    def worker_pids(name):  # both workers, each holding an item until the other has one
+        (tmp_path / name).mkdir()
+        meet = functools.partial(w.meet, str(tmp_path / name), WORKERS)
+        return set(pool.map(meet, range(WORKERS), chunksize=1))
+
+    pids = worker_pids("before")
     with pytest.raises(SystemExit) as info:
         pool.map(functools.partial(w.sys_exit_on, 3, 2), range(4), chunksize=1)
     assert info.value.code == 3
     assert "raised by item 2 of the input" in notes(info.value)
-    assert set(pool.map(w.getpid, range(8), chunksize=1)) <= pids
+    assert worker_pids("after") == pids  # nobody died of it
 
 
 # ======================================================================================
