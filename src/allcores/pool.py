@@ -412,7 +412,11 @@ class _OpenCall:
             self._ended = True
             self._pool._end_call()
 
-    __del__ = end
+    def __del__(self) -> None:
+        try:
+            self.end()
+        except Exception:  # at interpreter exit: the exit hook terminates every pool
+            pass
 
 
 class _BoundCall:
