@@ -288,10 +288,11 @@ class Pool:
             bar = progress_bar(length)
         if recorder is None and self._recorder is not None:
             recorder = self._recorder.start_call()
-        return self._run(fn, chunks, ordered, star, bar, recorder, call)
+        return _started(self._run(fn, chunks, ordered, star, bar, recorder, call))
 
     def _run(self, fn, chunks, ordered, star, bar, recorder, call) -> Iterator[list]:
         try:
+            yield  # the priming yield: see _started
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
                                              star=star, recorder=recorder,
                                              max_bytes=self._max_bytes):
@@ -363,9 +364,25 @@ class Pool:
             self.terminate()
 
 
+def _started(generator: Iterator) -> Iterator:
+    """``generator``, run to its first, priming, ``yield``: from then on ``close()`` runs
+    its ``finally`` (and so ends its map's call), even if no result was ever asked for.
+    A generator that never started runs nothing when closed, and on Python 3.13 keeps
+    its frame, and what the frame holds, as long as it is referenced."""
+    next(generator)
+    return generator
+
+
 def flatten_results(chunk_results: Iterator[list]) -> Iterator[Any]:
-    # A generator, not itertools.chain: callers may close() it to stop early.
+    """Each chunk's results in turn. A generator, not itertools.chain: callers may
+    close() it to stop early; it is primed, so that close() reaches ``chunk_results``
+    even before the first result."""
+    return _started(_flatten(chunk_results))
+
+
+def _flatten(chunk_results: Iterator[list]) -> Iterator[Any]:
     try:
+        yield  # the priming yield: see _started
         for results in chunk_results:
             yield from results
     finally:
