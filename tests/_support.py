@@ -6,6 +6,7 @@ waiting for; none of them sleeps as a way to let something happen.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -137,3 +138,45 @@ def run_in_thread(call, timeout: float):
         return value
 
     return result
+
+
+@contextlib.contextmanager
+def running_with(isa: str):
+    """Run the native mandelbrot kernel's ``isa`` variant inside the block."""
+    from allcores import native
+
+    before = native.mandelbrot_isa()
+    native.set_mandelbrot_isa(isa)
+    try:
+        yield
+    finally:
+        native.set_mandelbrot_isa(before)
+
+
+def ctrl_c_once_started(started, call, timeout: float) -> None:
+    """Run ``call()`` in this thread (the main one: SIGINT goes there) and press Ctrl-C
+    (SIGINT) once the file ``started`` exists; ``call()`` must raise KeyboardInterrupt.
+    Afterwards the file ``<started>.gate`` is created, so that a worker still waiting
+    for it (see ``_workloads.wait_in_block``) goes on."""
+    import signal
+
+    main_thread = threading.main_thread()
+    assert threading.current_thread() is main_thread, "SIGINT goes to the main thread"
+
+    def press_ctrl_c():
+        wait_until(started.exists, timeout, "a block to start in a worker")
+        signal.pthread_kill(main_thread.ident, signal.SIGINT)
+
+    helper = threading.Thread(target=press_ctrl_c, name="test-ctrl-c", daemon=True)
+    helper.start()
+    try:
+        try:
+            call()
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the call ended without the KeyboardInterrupt of Ctrl-C")
+    finally:
+        open(f"{started}.gate", "w").close()  # should a worker still wait: let it go
+        helper.join(timeout)
+    assert not helper.is_alive()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -13,19 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _support import running_with
+
 from allcores import native, pure
 
 ISAS = native.available_isas()
-
-
-@contextlib.contextmanager
-def running_with(isa: str):
-    before = native.mandelbrot_isa()
-    native.set_mandelbrot_isa(isa)
-    try:
-        yield
-    finally:
-        native.set_mandelbrot_isa(before)
 
 
 def counts(module, rows, width, first_row, height, max_iter, bounds):

@@ -15,12 +15,13 @@ memory holds are refused or served by their real shape, never trusted.
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from _support import running_with
 
 from allcores import native, pure
 
@@ -65,16 +66,6 @@ class Canaried:
     def assert_untouched(self) -> None:
         self.assert_outside_untouched()
         np.testing.assert_array_equal(self.raw, self.pristine)
-
-
-@contextlib.contextmanager
-def running_with(isa: str):
-    before = native.mandelbrot_isa()
-    native.set_mandelbrot_isa(isa)
-    try:
-        yield
-    finally:
-        native.set_mandelbrot_isa(before)
 
 
 # --- mandelbrot_rows ----------------------------------------------------------------------

@@ -21,9 +21,6 @@ import functools
 import math
 import os
 import pickle
-import signal
-import threading
-import time
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
@@ -33,7 +30,8 @@ import pytest
 import allcores
 from allcores import _kernel_blocks, _shm, kernels, native, pure, shortcuts
 
-from _support import run_in_thread, wait_until
+import _workloads as w
+from _support import ctrl_c_once_started, run_in_thread
 
 IMPLS = ["native", "python"]
 BACKENDS = ["serial", "thread", "process"]
@@ -543,17 +541,6 @@ def exit_once_in_block(marker, block):
     os._exit(7)
 
 
-def wait_in_block(started, block):
-    """Say that a block started, then wait (bounded) for a gate that never opens."""
-    _shm._attach(block.out)
-    os.close(os.open(started, os.O_CREAT | os.O_WRONLY))
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while not os.path.exists(started + ".gate"):
-        if time.monotonic() > deadline:
-            raise TimeoutError("nobody interrupted the caller")
-        time.sleep(0.005)
-
-
 @pytest.mark.parametrize("impl", IMPLS)
 def test_no_segment_left_after_success(segments, fine_blocks, impl):
     assert_same(job_mandelbrot(impl, workers=2, backend="process"), expect_mandelbrot(impl))
@@ -591,25 +578,12 @@ def test_block_rerun_after_a_worker_died_completes_the_image(segments, fine_bloc
 
 def test_no_segment_left_after_ctrl_c(segments, monkeypatch, tmp_path):
     started = tmp_path / "started"
-    main_thread = threading.main_thread()
-    assert threading.current_thread() is main_thread, "SIGINT goes to the main thread"
-
-    def press_ctrl_c():
-        wait_until(started.exists, WAIT_LIMIT_S, "a block to start in a worker")
-        signal.pthread_kill(main_thread.ident, signal.SIGINT)
-
-    helper = threading.Thread(target=press_ctrl_c, name="test-ctrl-c", daemon=True)
     with monkeypatch.context() as patch:
         patch.setattr(_kernel_blocks, "mandelbrot_python",
-                      functools.partial(wait_in_block, str(started)))
-        helper.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                job_mandelbrot("python", workers=2, backend="process")
-        finally:
-            (tmp_path / "started.gate").touch()  # should a worker still wait: let it go
-            helper.join(WAIT_LIMIT_S)
-    assert not helper.is_alive()
+                      functools.partial(w.wait_in_block, str(started)))
+        ctrl_c_once_started(
+            started, lambda: job_mandelbrot("python", workers=2, backend="process"),
+            WAIT_LIMIT_S)
     segments.assert_none_left()
     # The default pool that Ctrl-C stopped is replaced on the next call.
     assert_same(job_mandelbrot("python", workers=2, backend="process"),

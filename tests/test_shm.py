@@ -24,9 +24,6 @@ import errno
 import functools
 import os
 import pickle
-import signal
-import threading
-import time
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
@@ -36,7 +33,8 @@ import pytest
 import allcores
 from allcores import _kernel_blocks, _shm, kernels
 
-from _support import wait_until
+import _workloads as w
+from _support import ctrl_c_once_started
 
 pytestmark = pytest.mark.skipif(
     os.name != "posix", reason="the file fallback is taken only where SHM_DIR is set (Linux)")
@@ -308,18 +306,6 @@ def exit_in_block(block):
     os._exit(7)
 
 
-def wait_in_block(started, block):
-    """Say that a block started (with the file mapped), then wait, bounded, for a gate
-    that never opens."""
-    _shm._attach(block.out)
-    os.close(os.open(started, os.O_CREAT | os.O_WRONLY))
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while not os.path.exists(started + ".gate"):
-        if time.monotonic() > deadline:
-            raise TimeoutError("nobody interrupted the caller")
-        time.sleep(0.005)
-
-
 class FileWatch:
     """Which storage the caller created during a kernel call (kinds, in order)."""
 
@@ -385,23 +371,10 @@ def test_no_file_left_when_a_worker_dies(shm_full, fine_blocks, monkeypatch):
 
 def test_no_file_left_after_ctrl_c(shm_full, monkeypatch, tmp_path):
     started = tmp_path / "started"
-    main_thread = threading.main_thread()
-    assert threading.current_thread() is main_thread, "SIGINT goes to the main thread"
-
-    def press_ctrl_c():
-        wait_until(started.exists, WAIT_LIMIT_S, "a block to start in a worker")
-        signal.pthread_kill(main_thread.ident, signal.SIGINT)
-
-    helper = threading.Thread(target=press_ctrl_c, name="test-ctrl-c", daemon=True)
     with monkeypatch.context() as patch:
         patch.setattr(_kernel_blocks, "mandelbrot_python",
-                      functools.partial(wait_in_block, str(started)))
-        helper.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                run_mandelbrot("python", workers=2, backend="process")
-        finally:
-            (tmp_path / "started.gate").touch()  # should a worker still wait: let it go
-            helper.join(WAIT_LIMIT_S)
-    assert not helper.is_alive()
+                      functools.partial(w.wait_in_block, str(started)))
+        ctrl_c_once_started(
+            started, lambda: run_mandelbrot("python", workers=2, backend="process"),
+            WAIT_LIMIT_S)
     shm_full.assert_none_left()

@@ -304,7 +304,7 @@ class _Feeder:
     def pump(self) -> None:
         """In the caller's thread: read and submit while there is room."""
         while not self.done and self.has_room():
-            self._feed_one(interruptible=True)
+            self._feed_one()
 
     def _feed_forever(self) -> None:
         chunks = self._chunks
@@ -330,8 +330,7 @@ class _Feeder:
                 if items and not self._stopped:
                     self._submit(chunks.number(items), read_since)
                 if exhausted:
-                    self.done = True
-                    self.error = self.error or error
+                    self._end(error)
                 if not self.changed.done():
                     self.changed.set_result(None)
                 if self.done:
@@ -366,40 +365,36 @@ class _Feeder:
         """(Under the lock, so that chunks enter ``in_flight`` in input order.)"""
         try:
             future = self._backend.submit(self._prepared, chunk, self._star)
+        except KeyboardInterrupt:
+            raise  # Ctrl-C (only the caller's thread gets it): at once, not in order
         except BaseException as exc:  # pickling the items: the caller's error, in order
-            self.done = True
-            self.error = self.error or exc
+            self._end(exc)
             return
         self.in_flight[future] = chunk
         if self._recorder is not None:
             self.handed_over[future] = (submitted, time.perf_counter())
 
-    def _feed_one(self, *, interruptible: bool) -> None:
+    def _feed_one(self) -> None:
+        """(:meth:`pump`, the caller's thread.) Read one chunk and submit it."""
         submitted = time.perf_counter() if self._recorder is not None else 0.0
         try:
             chunk = next(self._chunks, None)
-            future = None if chunk is None else self._backend.submit(
-                self._prepared, chunk, self._star)
         except KeyboardInterrupt:
-            if interruptible:
-                raise  # Ctrl-C in the caller: at once, not after the chunks in flight
-            self._end(KeyboardInterrupt())
-            return
-        except BaseException as exc:  # the input's, or pickling its items: the caller's
+            raise
+        except BaseException as exc:  # the input's: the caller's, after what it yielded
             self._end(exc)
             return
-        if chunk is None:
-            self._end(None)
-            return
         with self.cond:
-            self.in_flight[future] = chunk
-            if self._recorder is not None:
-                self.handed_over[future] = (submitted, time.perf_counter())
+            if chunk is None:
+                self._end(None)
+            else:
+                self._submit(chunk, submitted)
 
     def _end(self, error: BaseException | None) -> None:
+        """The feeding ended: the input ran out, or ``error`` (the first one is kept)."""
         with self.cond:
             self.done = True
-            self.error = error
+            self.error = self.error or error
 
     def stop(self) -> None:
         """The caller stopped: submit nothing more (a read in progress finishes, its

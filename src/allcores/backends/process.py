@@ -482,7 +482,7 @@ class ProcessBackend(Backend):
                 self._receive(handle)
             if handle in self._handles and (handle.channel in writable
                                             or not self._watch.watches_writes):
-                self._flush(handle)
+                self._write(handle)
         self._enforce_deadlines()
         return True
 
@@ -552,25 +552,22 @@ class ProcessBackend(Backend):
             job.sent_at = time.perf_counter()
             if self.timeout is not None:
                 handle.deadline = time.monotonic() + self.timeout
-            self._send(handle, task)
+            self._write(handle, task)
 
-    def _send(self, handle: _WorkerHandle, message) -> None:
+    def _write(self, handle: _WorkerHandle, message=None) -> None:
+        """Send ``message`` (None: what is still queued) as far as the socket takes it;
+        watch the socket for room if some is left."""
+        if handle.hung_up:
+            return
         try:
-            handle.channel.send(message)
+            if message is None:
+                handle.channel.flush()
+            else:
+                handle.channel.send(message)
         except OSError:
             self._hang_up(handle)  # its exit, seen next, accounts for its job
             return
-        self._watch.set(handle.channel, read=not handle.hung_up,
-                        write=handle.channel.wants_to_write)
-
-    def _flush(self, handle: _WorkerHandle) -> None:
-        try:
-            handle.channel.flush()
-        except OSError:
-            self._hang_up(handle)
-            return
-        self._watch.set(handle.channel, read=not handle.hung_up,
-                        write=handle.channel.wants_to_write)
+        self._watch.set(handle.channel, write=handle.channel.wants_to_write)
 
     def _receive(self, handle: _WorkerHandle) -> None:
         replies, closed = handle.channel.receive()
@@ -641,8 +638,7 @@ class ProcessBackend(Backend):
 
     def _forget(self, handle: _WorkerHandle) -> None:
         """Reap the process and close everything of it (it has exited or is killed)."""
-        if not handle.hung_up:
-            self._watch.remove(handle.channel)
+        self._watch.remove(handle.channel)  # no-op once hung up
         self._watch.remove(handle.exit_watch)
         handle.channel.close()
         if handle.pidfd is not None:
