@@ -422,6 +422,14 @@ def _outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
     raise failure.for_caller(chunk.first_item, chunk.stop_item)
 
 
+def _wait_for(future: Future) -> None:
+    """Until ``future`` is done, however it ends (its outcome is read afterwards)."""
+    try:
+        future.exception()
+    except CancelledError:
+        pass
+
+
 def run_chunks(
     backend: Backend,
     fn: Callable[..., Any],
@@ -486,6 +494,8 @@ def run_chunks(
             if feeder.threaded:
                 wait(waiting + [changed], feeder.stall_timeout(), return_when=FIRST_COMPLETED)
                 feeder.steal_stalled()
+            elif len(waiting) == 1:
+                _wait_for(waiting[0])  # the head: much cheaper than wait() on a list
             else:
                 wait(waiting, return_when=FIRST_COMPLETED)
     finally:
