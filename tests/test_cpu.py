@@ -464,3 +464,58 @@ def test_real_budget_is_consistent(monkeypatch):
     assert budget.override is None
     assert budget.limited_by in {"affinity", "cgroup", "online"}
     assert budget.explain().startswith(f"{budget.count} CPU")
+
+
+# --- the cached quota of the real /proc ---
+
+
+@pytest.fixture
+def counted_quota_reads(monkeypatch):
+    """Counts the reads of the real cgroup files; each read returns the next quota."""
+    reads: list[str] = []
+    quotas = iter([None, cpu._Quota(cpu.Fraction(1), "first"), None])
+
+    def read(proc_root):
+        reads.append(proc_root)
+        return next(quotas)
+
+    monkeypatch.setattr(cpu, "_cgroup_quota", read)
+    monkeypatch.setattr(cpu, "_limits_read", (0, 0.0, (None, None)))
+    monkeypatch.delenv("ALLCORES_WORKERS", raising=False)
+    return reads
+
+
+def test_the_quota_is_read_once_per_ttl(counted_quota_reads, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(cpu.time, "monotonic", lambda: now[0])
+    first = cpu_budget()
+    assert cpu_budget() == first and len(counted_quota_reads) == 1
+    now[0] += cpu.QUOTA_TTL_S  # expired: a quota set meanwhile is seen
+    assert cpu_budget().cgroup_file == "first" and cpu_count() == 1
+    assert len(counted_quota_reads) == 2
+
+
+def test_the_affinity_mask_is_read_at_every_call(counted_quota_reads, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert cpu_budget().affinity == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert cpu_count() == 1  # re-pinned: seen at once, not after the quota's TTL
+    assert len(counted_quota_reads) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_reads_its_own_quota(counted_quota_reads):
+    cpu_budget()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report how many reads it made, then leave at once
+        try:
+            cpu_budget()
+            os.write(write, str(len(counted_quota_reads)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as child:
+        reported = child.read()
+    os.waitpid(pid, 0)
+    assert reported == "2" and len(counted_quota_reads) == 1

@@ -13,8 +13,13 @@ confinement is the norm on shared machines and in containers:
 - the user may ask for fewer with ``ALLCORES_WORKERS``.
 
 ``cpu_count()`` is the smallest of these, never below 1; ``cpu_budget()`` also says
-where each number came from, for ``allcores info``. Nothing is cached: a process may
-be moved to another cgroup or re-pinned while it runs, and the reads are cheap.
+where each number came from, for ``allcores info``. The affinity mask and the
+environment are read at every call (a few microseconds: a process may be re-pinned
+with ``os.sched_setaffinity`` while it runs). The cgroup quota costs ~150 us to read
+(two /proc files parsed, then the cgroup files) and the online count a /sys file, so
+both are kept for ``QUOTA_TTL_S`` in the process that read them: a process moved to
+another cgroup, a quota changed in place or a CPU taken offline is seen within that
+time, and a forked child reads its own.
 
 Where the cgroup quota lives::
 
@@ -40,12 +45,17 @@ import math
 import os
 import posixpath
 import re
+import time
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
 __all__ = ["CpuBudget", "cpu_budget", "cpu_count"]
 
 WORKERS_ENV = "ALLCORES_WORKERS"
+
+# How long a quota read from the real /proc is trusted: calls in microseconds (a map of
+# ten items) would otherwise spend most of their time here; a quota changes rarely.
+QUOTA_TTL_S = 1.0
 
 # Where systemd and container runtimes mount the unified hierarchy; used when
 # /proc/self/mountinfo does not name a cgroup2 mount (unreadable, or a sandbox).
@@ -175,9 +185,11 @@ def cpu_budget(*, proc_root: str = "/proc", environ: Mapping[str, str] | None = 
         If ``ALLCORES_WORKERS`` is set to anything but a positive integer.
     """
     override = _workers_override(os.environ if environ is None else environ)
-    online = os.cpu_count()
+    if proc_root == "/proc":
+        online, quota = _machine_limits()
+    else:
+        online, quota = os.cpu_count(), _cgroup_quota(proc_root)
     affinity = _affinity_count()
-    quota = _cgroup_quota(proc_root)
 
     # Without an affinity mask the machine's CPUs are the ceiling.
     base_source, base = ("affinity", affinity) if affinity is not None else ("online", online or 1)
@@ -259,6 +271,22 @@ class _Membership:
 
     controllers: frozenset[str]  # empty for the v2 unified hierarchy
     path: str
+
+
+# (pid that read them, time.monotonic() until which they hold, (online CPUs, quota)):
+# see QUOTA_TTL_S. os.cpu_count() reads a /sys file too.
+_limits_read: tuple[int, float, tuple[int | None, _Quota | None]] = (0, 0.0, (None, None))
+
+
+def _machine_limits() -> tuple[int | None, _Quota | None]:
+    """The online CPUs and the cgroup quota, read at most once per QUOTA_TTL_S."""
+    global _limits_read
+    pid, until, limits = _limits_read
+    now = time.monotonic()
+    if pid != os.getpid() or now >= until:
+        limits = (os.cpu_count(), _cgroup_quota("/proc"))
+        _limits_read = (os.getpid(), now + QUOTA_TTL_S, limits)
+    return limits
 
 
 def _cgroup_quota(proc_root: str) -> _Quota | None:
