@@ -9,11 +9,21 @@
   (``allcores.timeline``).
 - ``allcores.kernels``: compute-heavy kernels, compiled (``allcores.native``, GIL-free)
   with pure-Python twins (``allcores.pure``).
+
+The public names are loaded on first use (PEP 562 ``__getattr__``), not by
+``import allcores``: a process worker imports ``allcores._worker``, hence this package,
+and needs neither numpy, the compiled kernels nor the pool and planner to run a chunk.
+Under the ``spawn`` start method it pays for every module imported here, in every new
+worker. ``from allcores import map`` and ``allcores.kernels.mandelbrot(...)`` load what
+they name, as before.
 """
 
-from allcores import kernels
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from allcores._version import __version__
-from allcores.cpu import cpu_count
 from allcores.errors import (
     AllcoresError,
     ChunkTimeoutError,
@@ -21,10 +31,14 @@ from allcores.errors import (
     WorkerCrashedError,
     WorkerInitError,
 )
-from allcores.planner import Plan, nogil, plan
-from allcores.pool import Pool
-from allcores.shortcuts import imap, imap_unordered, insights, map
-from allcores.timeline import Insights
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
+    from allcores import kernels
+    from allcores.cpu import cpu_count
+    from allcores.planner import Plan, nogil, plan
+    from allcores.pool import Pool
+    from allcores.shortcuts import imap, imap_unordered, insights, map
+    from allcores.timeline import Insights
 
 __all__ = [
     "AllcoresError",
@@ -45,3 +59,42 @@ __all__ = [
     "nogil",
     "plan",
 ]
+
+# Public name -> the module that defines it, imported on first access.
+_LAZY_NAMES = {
+    "cpu_count": "allcores.cpu",
+    "Plan": "allcores.planner",
+    "nogil": "allcores.planner",
+    "plan": "allcores.planner",
+    "Pool": "allcores.pool",
+    "imap": "allcores.shortcuts",
+    "imap_unordered": "allcores.shortcuts",
+    "insights": "allcores.shortcuts",
+    "map": "allcores.shortcuts",
+    "Insights": "allcores.timeline",
+}
+
+# Submodules that `import allcores` used to import eagerly, so that `allcores.native`
+# (say) worked after a bare `import allcores`: they still resolve, on first access.
+_LAZY_SUBMODULES = frozenset({
+    "backends", "cpu", "dispatch", "errors", "kernels", "native", "planner", "pool",
+    "pure", "shortcuts", "timeline",
+    "_calls", "_execute", "_futures", "_kernel_blocks", "_lifecycle", "_main_guard",
+    "_messages", "_shm", "_validate", "_version",
+})
+
+
+def __getattr__(name: str):
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is not None:
+        value = getattr(importlib.import_module(module_name), name)
+    elif name in _LAZY_SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _LAZY_SUBMODULES)

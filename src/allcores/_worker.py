@@ -17,7 +17,10 @@ A worker owns one end of a socket pair to its pool's manager thread (framed mess
   every later child, and the parent is the caller itself;
 - end-of-file on its socket (the pool is gone) ends the loop.
 
-This module is imported by the forkserver ahead of time, so it imports little.
+This module is imported by the forkserver ahead of time, and by every spawned worker
+before its first chunk, so it imports little: the package's ``__init__`` loads its public
+names on first use, and a worker loads numpy or the compiled kernels only when a task's
+function needs them (``tests/test_worker_imports.py``).
 """
 
 from __future__ import annotations
