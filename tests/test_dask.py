@@ -53,6 +53,7 @@ from _support import (  # noqa: E402
 )
 
 import allcores  # noqa: E402
+import allcores._default_pools  # noqa: E402
 from allcores import (  # noqa: E402
     AllcoresError,
     PoolClosedError,
@@ -154,14 +155,11 @@ def pool(client):
 def stop_default_pools():
     """Leave no warm default pool (``allcores.map``'s) running after this module."""
     yield
-    for warm in list(allcores.shortcuts._default_pools.values()):
-        warm.terminate()
+    allcores._default_pools.terminate_all()
 
 
 def stop_dask_default_pools() -> None:
-    for (backend, _), warm in list(allcores.shortcuts._default_pools.items()):
-        if backend == "dask":
-            warm.terminate()
+    allcores._default_pools.terminate_all("dask")
 
 
 # ======================================================================================
@@ -971,7 +969,7 @@ CHILD_SCRIPT = textwrap.dedent("""
             assert pool.map(lambda x: x + 1, range(10)) == list(range(1, 11))
             assert allcores.map(w.square, range(5), backend="dask", workers=2) == [
                 0, 1, 4, 9, 16]
-            default = allcores.shortcuts.default_pool("dask", 2)
+            default = allcores._default_pools.default_pool("dask", 2)
             print(json.dumps(worker_pids(pool) + worker_pids(default)), flush=True)
 
 

@@ -45,6 +45,8 @@ import pytest
 from _support import wait_until
 
 import allcores
+import allcores._default_pools
+import allcores._memory
 from allcores.planner import BACKEND_ENV
 from allcores.timeline import ChunkRecord, Insights
 
@@ -233,8 +235,7 @@ def no_backend_override(monkeypatch):
 def stop_default_pools():
     """Leave no warm default pool (``allcores.map``'s) running after this module."""
     yield
-    for warm in list(allcores.shortcuts._default_pools.values()):
-        warm.terminate()
+    allcores._default_pools.terminate_all()
 
 
 # ======================================================================================
@@ -359,21 +360,36 @@ def test_module_level_calls_on_a_named_backend(backend, kind):
 
 
 @pytest.mark.usefixtures("no_backend_override")
+@pytest.mark.parametrize("warm", [False, True], ids=["no-warm-pool", "warm-process-pool"])
 @pytest.mark.parametrize("kind", ["range", "generator"])
 @pytest.mark.parametrize("method", ["map", "imap", "imap_unordered"])
-def test_auto_choosing_serial_records_the_sample_and_the_rest(method, kind):
+def test_auto_choosing_serial_records_the_sample_and_the_rest(method, kind, warm):
+    # Without a warm process pool the sample runs in the caller; with one, in a worker.
+    allcores._default_pools.terminate_all()
+    allcores._memory.memory.forget()
+    if warm:
+        allcores._default_pools.default_pool("process", 2).map(abs, range(4))
     n = 10**5  # abs costs far less than moving an item to a worker: auto stays serial
     items = range(n) if kind == "range" else (x for x in range(n))
-    got = list(getattr(allcores, method)(abs, items, insights=True))
+    got = list(getattr(allcores, method)(abs, items, workers=2, insights=True))
     assert sorted(got) == list(range(n))
     summary = allcores.insights()
     assert summary.backend == "serial"
-    assert summary.lanes() == ["caller"]
     assert_each_call_covers(summary, [n])
-    first = min(summary.records, key=lambda r: r.first_item)
-    assert first.first_item == 0 and first.items < n  # the planner's sample
-    if method == "map":  # the sample, then the rest in one loop in the caller
-        assert summary.chunks == 2
+    records = sorted(summary.records, key=lambda r: r.first_item)
+    # The planner's sample first (its batches, when they ran in a worker), then the rest
+    # in the caller.
+    sample = (list(itertools.takewhile(lambda r: r.worker != "caller", records)) if warm
+              else records[:1])
+    rest = records[len(sample):]
+    assert sample and sample[0].first_item == 0 and rest
+    assert all(r.worker == "caller" for r in rest)
+    if warm:
+        assert all(re.fullmatch(LABEL_PATTERNS["process"], r.worker) for r in sample)
+    else:
+        assert summary.lanes() == ["caller"]
+        if method == "map":  # the sample, then the rest in one loop in the caller
+            assert summary.chunks == 2
     assert_consistent_span(summary)
 
 

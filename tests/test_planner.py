@@ -10,7 +10,7 @@ import _workloads as w
 import pytest
 
 import allcores
-from allcores import native
+from allcores import _memory, native
 from allcores.dispatch import MAX_GROWTH, TARGET_CHUNK_S, ChunkSizer, ChunkSource
 from allcores.planner import BACKEND_ENV, SAMPLE_MAX_ITEMS, nogil, plan, releases_gil
 
@@ -95,6 +95,15 @@ def test_chunk_source_starts_a_sequence_at_first_item():
 @pytest.fixture(autouse=True)
 def no_backend_override(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def nothing_remembered():
+    """Each test plans functions the planner has not measured before (but those it
+    plans twice itself)."""
+    _memory.memory.forget()
+    yield
+    _memory.memory.forget()
 
 
 def test_cheap_items_run_serially_and_say_why():
@@ -221,7 +230,7 @@ def test_sample_is_bounded_in_items():
 
 def test_plan_runs_in_a_fresh_process_without_leaving_workers():
     # Sanity: the module-level default pools are the ones planned calls use.
-    from allcores.shortcuts import default_pool
+    from allcores._default_pools import default_pool
 
     assert default_pool("serial", 1).workers == 1
     assert os.environ.get(BACKEND_ENV) is None

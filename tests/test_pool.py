@@ -36,12 +36,13 @@ from hypothesis import strategies as st
 import numpy as np
 
 import allcores
+import allcores._default_pools
 from allcores import (
     AllcoresError,
     PoolClosedError,
     WorkerInitError,
 )
-from allcores.shortcuts import default_pool
+from allcores._default_pools import default_pool
 
 BACKENDS = ["serial", "thread", "process"]
 PARALLEL_BACKENDS = ["thread", "process"]
@@ -110,8 +111,7 @@ def stop_default_pools():
     pytest process must not depend on interpreter-exit clean-up, which
     ``test_crashes.py::test_interpreter_exits_while_a_pool_is_open`` tests on its own."""
     yield
-    for warm in list(allcores.shortcuts._default_pools.values()):
-        warm.terminate()
+    allcores._default_pools.terminate_all()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -257,7 +257,7 @@ BROKEN_DEFAULT_POOL = textwrap.dedent("""
     import json, os, signal, socket
     import _workloads as w
     import allcores
-    from allcores.shortcuts import default_pool
+    from allcores._default_pools import default_pool
 
     def out_of_descriptors(*args, **kwargs):
         raise OSError(24, "Too many open files (injected)")

@@ -20,45 +20,15 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
-import operator
 import os
 
 import numpy as np
 
+# The checks the engine shares with the kernels (numpy-free: see allcores._checks).
+from allcores._checks import describe as _describe  # noqa: F401
+from allcores._checks import finite_real, integer  # noqa: F401
+
 UINT64_LIMIT = 2**64
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def integer(name: str, value: object, *, min: int | None = None, max: int | None = None) -> int:
-    """``value`` as a Python int with ``min <= value <= max``; bools are refused."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected an integer, got: {_describe(value)}")
-    try:
-        result = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer, got: {_describe(value)}") from None
-    if (min is not None and result < min) or (max is not None and result > max):
-        low = "" if min is None else f"{min} <= "
-        high = "" if max is None else f" <= {max}"
-        raise ValueError(f"{name}: expected {low}{name}{high}, got: {result}")
-    return result
-
-
-def finite_real(name: str, value: object) -> float:
-    """``value`` as a finite Python float; bools and strings are not numbers here."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got: {_describe(value)}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name}: expected a finite number, got: {result}")
-    return result
 
 
 def interval(low_name: str, low: object, high_name: str, high: object) -> tuple[float, float]:

@@ -47,9 +47,10 @@ from allcores import _kernel_blocks as blocks
 from allcores import _validate as check
 from allcores import pure, shortcuts
 from allcores._shm import SharedArray
-from allcores.backends import BACKENDS, running_in_worker, validate_backend_name
+from allcores._options import backend_option, workers_option
+from allcores.backends import validate_backend_name
 from allcores.cpu import cpu_count
-from allcores.planner import backend_override
+from allcores.planner import backend_override, settled_backend
 
 __all__ = ["count_primes", "fannkuch", "is_prime", "mandelbrot", "monte_carlo_pi"]
 
@@ -120,33 +121,24 @@ MIN_BLOCK_WORK = _units(MIN_BLOCK_S)
 def resolve_backend(kernel: str, impl: str, work: int, backend: str = "auto") -> str:
     """The backend a kernel call runs on.
 
-    An explicit ``backend`` is used as given. ``"auto"`` picks, in this order: ``"serial"``
-    inside an allcores worker (no nested pools); ``ALLCORES_BACKEND`` when set;
-    ``"serial"`` when ``work`` (in the kernel's unit, see ``KERNEL_COSTS``) is below
-    ``SERIAL_BELOW_WORK[kernel][impl]``; else ``"thread"`` for the native kernels (they
-    release the GIL) and ``"process"`` for the pure-Python twins.
+    What is settled without estimating comes first (``allcores.planner.settled_backend``,
+    the same resolver ``allcores.map`` uses): ``"serial"`` inside an allcores worker (no
+    nested pools), an explicit ``backend`` as given, ``ALLCORES_BACKEND`` when set.
+    Otherwise: ``"serial"`` when ``work`` (in the kernel's unit, see ``KERNEL_COSTS``) is
+    below ``SERIAL_BELOW_WORK[kernel][impl]``; else ``"thread"`` for the native kernels
+    (they release the GIL) and ``"process"`` for the pure-Python twins.
     """
-    if _backend_option(backend) != "auto":
-        return backend
-    if running_in_worker():
-        return "serial"
-    from_environment = backend_override()  # ALLCORES_BACKEND, read at each call
-    if from_environment is not None:
-        return from_environment
+    settled = settled_backend(backend_option(backend))
+    if settled is not None:
+        return settled
     if work < SERIAL_BELOW_WORK[kernel][impl]:
         return "serial"
     return "thread" if impl == "native" else "process"
 
 
-def _backend_option(backend: object) -> str:
-    if isinstance(backend, str) and (backend == "auto" or backend in BACKENDS):
-        return backend
-    raise ValueError(f"backend: expected 'auto' or one of {sorted(BACKENDS)}, got: {backend!r}")
-
-
 def _parallel_options(workers: object, backend: object) -> tuple[int, str]:
-    workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
-    return workers, _backend_option(backend)
+    workers = workers_option(workers)
+    return cpu_count() if workers is None else workers, backend_option(backend)
 
 
 # Where the blocks of mandelbrot and is_prime put their part of the result array.

@@ -1,17 +1,42 @@
 """Deciding whether parallelism pays: ``backend="auto"`` and :func:`allcores.plan`.
 
 The tutorial's lesson, made automatic: a pool pays only when each item costs more than
-moving it. The planner times the first items *in the caller* (their results are kept
-and handed back first, never computed again), estimates what moving an item and a chunk
-costs, and predicts the run time serially and on ``workers`` workers:
+moving it. For each call the planner needs three figures about ``fn``, and measures them
+on the call's own first items (their results are kept and handed back first, never
+computed again):
 
-- a function that releases the GIL (a native kernel, or one marked with
-  :func:`nogil`) is weighed for threads: no pickling, no process start-up;
-- any other function is weighed for processes: each item and result is pickled in the
-  caller and unpickled in a worker (and back), and a pool that is not running yet
-  costs its start-up;
-- the backend with the better prediction wins, and parallel must beat serial by
-  ``MIN_PREDICTED_SPEEDUP`` to be chosen.
+``c``  seconds per item: the median over batches of 1, 2, 4, ... items, until
+       ``SAMPLE_SECONDS`` of work or ``SAMPLE_MAX_ITEMS`` items. The sample runs in a
+       worker of the warm process pool when there is one (a crash there is a
+       ``WorkerCrashedError``, not the caller's death), else in the caller;
+``t``  seconds to move an item and its result through pickle, on each side: the
+       median of three timings of the sample's pickling;
+``e``  how well two threads run it at once (1.0: twice as fast as one; 0.5: the GIL
+       serialises them): timed on the next items when an item costs at least
+       ``THREAD_PROBE_MIN_ITEM_S`` (for any function: many release the GIL without
+       saying so). A native kernel or a function marked with :func:`nogil` is taken to
+       scale (e = 1) unless two threads ran it slower than one; an unmarked function
+       is weighed for threads only with what was measured.
+
+For ``n`` items left, ``w`` workers (``u = min(w, n)`` usable) and ``k`` cores, with
+``s`` the start-up of a pool that is not running yet and ``d`` the dispatch cost of a
+chunk (``chunks`` of the first chunk's size)::
+
+    serial    n * c
+    threads   s + chunks * d + n * c / (min(u, k) * e)
+    processes s + chunks * d + max(n * (c + t) / u, n * t, n * (c + 2 t) / k)
+
+(processes: the workers' share, the caller's pickling, and both on the cores there
+are). The fastest prediction wins if it beats serial by ``MIN_PREDICTED_SPEEDUP``.
+
+What was measured is remembered per function for ``MEMORY_S`` seconds: a later call of
+the same function is planned without sampling (a 10-item map then costs microseconds),
+and a decision is changed only when the prediction crosses the bar by ``HYSTERESIS``,
+so that plans of the same call near the crossover do not flip.
+
+While the first item is sampled, the other workers are not idle: when that one item
+has run for ``SPECULATE_AFTER_S`` (the items are expensive: parallel will pay unless
+they are few), the next items go to the pool, one per other worker, until it ends.
 
 ``ALLCORES_BACKEND`` (``serial``, ``thread`` or ``process``) overrides the choice.
 """
@@ -20,33 +45,41 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import os
-import pickle
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from allcores import _validate as check
-from allcores._execute import ChunkError, ItemError, run_items
-from allcores.backends import BACKENDS
+from allcores import _default_pools
+from allcores._memory import Measured, memory
+from allcores._options import AUTO, check_map_arguments, workers_option
+from allcores._sampling import (  # noqa: F401  (SAMPLE_MAX_ITEMS: part of the model)
+    IN_THE_CALLER,
+    SAMPLE_MAX_ITEMS,
+    SPECULATE_AFTER_S,
+    Head,
+    Input,
+    run_sample,
+    thread_efficiency,
+    transfer_seconds_per_item,
+    worth_a_thread_probe,
+)
+from allcores.backends import BACKENDS, running_in_worker
 from allcores.cpu import cpu_count
 from allcores.dispatch import SLICEABLE, ChunkSizer, known_length
 
 BACKEND_ENV = "ALLCORES_BACKEND"
-# Sample items in the caller until this much time or this many items: enough to time
-# cheap items well (a few ms), little enough to be negligible next to work that pays.
-SAMPLE_SECONDS = 0.005
-SAMPLE_MAX_ITEMS = 1000
 # Parallel must be predicted this much faster than serial: below it, the prediction's
 # error is as big as the gain.
 MIN_PREDICTED_SPEEDUP = 1.2
-# Dispatch cost per chunk, measured on the benchmark machine (round trip through the
-# pool's manager thread and a pipe for processes; a queue and a thread wake-up for
-# threads). Per-item transfer cost is measured on the sample instead.
+# A remembered decision changes only when the new prediction clears the bar by this
+# fraction (above 1.2 * 1.15 to go parallel, below 1.2 / 1.15 to leave it).
+HYSTERESIS = 0.15
+# Dispatch cost per chunk (round trip through the pool's manager thread and a socket
+# for processes; a queue and a thread wake-up for threads). Per-item transfer cost is
+# measured on the sample instead.
 PROCESS_CHUNK_COST_S = 100e-6
 THREAD_CHUNK_COST_S = 20e-6
-# Starting a process pool (the forkserver, then each worker importing allcores); paid
-# only when no warm pool of that size exists yet.
+# Starting a pool; paid only when no warm pool of that size exists yet.
 PROCESS_POOL_START_S = 0.25
 THREAD_POOL_START_S = 0.001
 # Parallel predictions for inputs of unknown length assume this many more items, so that
@@ -54,9 +87,13 @@ THREAD_POOL_START_S = 0.001
 UNKNOWN_LENGTH_ITEMS = 10_000
 
 
+# --- which functions release the GIL -----------------------------------------------------
+
+
 def nogil(fn: Callable) -> Callable:
     """Mark ``fn`` as releasing the GIL for most of its run (it calls native code that
-    does), so that ``backend="auto"`` runs it on threads. Returns ``fn`` itself."""
+    does), so that ``backend="auto"`` weighs threads for it even before timing them.
+    Returns ``fn`` itself."""
     try:
         fn.__allcores_nogil__ = True
     except (AttributeError, TypeError):  # builtins take no attributes: wrap them
@@ -78,10 +115,13 @@ def releases_gil(fn: Callable) -> bool:
                 or getattr(fn, "__module__", None) == "allcores.native")
 
 
+# --- the resolver: what "auto" means before anything is measured -------------------------
+
+
 def backend_override() -> str | None:
     """The backend named by ``ALLCORES_BACKEND``, or None when it is unset."""
     name = os.environ.get(BACKEND_ENV, "").strip()
-    if not name or name == "auto":
+    if not name or name == AUTO:
         return None
     if name not in BACKENDS:
         raise ValueError(f"{BACKEND_ENV}: expected one of {sorted(BACKENDS)} or 'auto', "
@@ -89,142 +129,184 @@ def backend_override() -> str | None:
     return name
 
 
+def settled_backend(backend: str) -> str | None:
+    """Where a call of the module-level API or a kernel runs, when that is settled
+    without measuring anything; None when it is for the planner (maps) or the work
+    estimate (kernels) to decide. In this order:
+
+    - ``"serial"`` on a worker of an allcores pool, whatever was asked: the outer call
+      already keeps every core busy, and a nested map on the same pool could wait for
+      workers that are all waiting for it (see ``running_in_worker``);
+    - ``backend`` itself when it is not ``"auto"``;
+    - ``ALLCORES_BACKEND`` when it is set.
+    """
+    if running_in_worker():
+        return "serial"
+    if backend != AUTO:
+        return backend
+    return backend_override()
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass
 class Plan:
-    """How ``allcores.map(fn, iterable)`` would run, and why.
+    """How ``allcores.map(fn, iterable)`` runs, and why: a value that
+    :meth:`map` / :meth:`imap` execute exactly as it says.
 
     Attributes
     ----------
     backend : str
-        ``"serial"``, ``"thread"`` or ``"process"``.
+        ``"serial"``, ``"thread"`` or ``"process"`` (any backend when forced).
     workers : int
-        Workers the parallel backends would use (1 for serial).
+        Workers the parallel backends use (1 for serial).
     chunksize : int
-        Items per chunk to start with (chunks then adapt to measured cost).
+        Items in the first chunk (chunks then adapt to measured cost), or the
+        ``chunksize`` asked for.
     predicted_speedup : float
         Predicted serial time / time with this plan's backend (1.0 for serial).
     reason : str
-        A sentence a person can read: the measured cost and the prediction.
+        A sentence a person can read: the measured costs and the prediction.
     seconds_per_item : float | None
-        The measured cost of one item in the caller; None if nothing was sampled.
+        The measured (or remembered) cost of one item; None if nothing was measured.
 
-    The items that were sampled to make the plan, and their results, stay with the plan:
-    :meth:`map` and :meth:`imap` hand those results back first, then run the rest. For a
-    one-shot iterator (a generator), run the plan with them rather than iterating the
-    input again: the sampled items have already been read from it.
+    The items that were run to make the plan stay with it, with their results:
+    :meth:`map` and :meth:`imap` hand those back first, then run the rest. For a one-shot
+    iterator (a generator), run the plan rather than iterating the input again: the
+    sampled items have already been read from it.
     """
 
     backend: str
     workers: int
     chunksize: int
     predicted_speedup: float
-    reason: str
+    # The reason, or a function that words it: formatting floats costs microseconds,
+    # which a 10-item map should not pay for a sentence nobody reads.
+    _reason: str | Callable[[], str] = dataclasses.field(repr=False)
     seconds_per_item: float | None = None
-    sampled_results: list = dataclasses.field(default_factory=list, repr=False)
-    _rest: Iterable = dataclasses.field(default=(), repr=False)
-    _length: int | None = dataclasses.field(default=None, repr=False)  # items in _rest
     _fn: Callable | None = dataclasses.field(default=None, repr=False)
+    _head: list[Head] = dataclasses.field(default_factory=list, repr=False)
+    _rest: Iterable = dataclasses.field(default=(), repr=False)
     _first_item: int = dataclasses.field(default=0, repr=False)  # input index of _rest[0]
+    _rest_length: int | None = dataclasses.field(default=None, repr=False)
     _total: int | None = dataclasses.field(default=None, repr=False)  # items in the input
-    # When the sample ran in the caller (perf_counter start, end), for allcores.insights.
-    _sample_span: tuple[float, float] | None = dataclasses.field(default=None, repr=False)
+    _fixed_chunksize: int | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def reason(self) -> str:
+        if callable(self._reason):
+            self._reason = self._reason()
+        return self._reason
+
+    def __repr__(self) -> str:
+        return (f"Plan(backend={self.backend!r}, workers={self.workers}, "
+                f"chunksize={self.chunksize}, predicted_speedup={self.predicted_speedup:.3g}, "
+                f"reason={self.reason!r})")
+
+    @property
+    def sampled_results(self) -> list:
+        """The results of the items the planner ran itself, in input order."""
+        return [r for head in self._head if head.results is not None for r in head.results]
 
     def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[Any]:
         """Run the plan lazily: the sampled results first, then the rest of the input."""
-        from allcores.pool import flatten_results
-        from allcores.shortcuts import stream_with_plan
+        from allcores import _runner
+        from allcores._results import flatten_results
 
-        return flatten_results(stream_with_plan(self, ordered=ordered, progress=progress))
+        return flatten_results(_runner.run(self, ordered=ordered, progress=progress))
 
     def map(self, *, progress: bool = False) -> list:
         """Run the plan: ``list(map(fn, iterable))``."""
-        from allcores.pool import concatenate_results
-        from allcores.shortcuts import stream_with_plan
+        from allcores import _runner
+        from allcores._results import concatenate_results
 
-        if self.backend == "serial" and not progress:
-            return self._map_serially()
-        return concatenate_results(stream_with_plan(self, progress=progress))
-
-    def _map_serially(self) -> list:
-        """The rest in one C-level loop in the caller, appended to the sampled results:
-        when nothing is to be streamed or shown, chunks would only add copies."""
-        rest = self._rest
-        if type(rest) in SLICEABLE:
-            rest = itertools.islice(rest, self._first_item, None)
-        try:
-            return run_items(self._fn, rest, star=False, into=list(self.sampled_results)).values
-        except ItemError as failure:
-            error = ChunkError.from_item(failure, "in the caller")
-        # Raised outside the except clause: the error's __context__ stays its own.
-        raise error.for_caller(self._first_item, self._first_item + error.position + 1)
+        return concatenate_results(_runner.run(self, progress=progress, eager=True))
 
 
-@dataclasses.dataclass
-class _Sample:
-    items: list
-    results: list
-    seconds: float
-    exhausted: bool  # the sample read the whole input
-    span: tuple[float, float] | None = None  # perf_counter when it started and ended
-
-    @property
-    def seconds_per_item(self) -> float:
-        return self.seconds / max(1, len(self.items))
+def fixed_plan(fn: Callable, iterable: Iterable, backend: str, workers: int | None,
+               chunksize: int | None, reason: str) -> Plan:
+    """The plan of a call whose backend is settled (nothing is sampled)."""
+    if workers is None:
+        workers = cpu_count()
+    length = known_length(iterable)
+    return Plan(backend, 1 if backend == "serial" else workers, chunksize or 1, 1.0, reason,
+                None, fn, [], iterable, 0, length, length, chunksize)
 
 
-def _take_sample(fn: Callable, iterator: Iterator) -> _Sample:
-    """Run ``fn`` on the first items in the caller until ``SAMPLE_SECONDS`` pass."""
-    items: list = []
-    results: list = []
-    spent = 0.0
-    batch = 1
-    started = time.perf_counter()
-    while spent < SAMPLE_SECONDS and len(items) < SAMPLE_MAX_ITEMS:
-        batch_items = list(itertools.islice(iterator, min(batch, SAMPLE_MAX_ITEMS - len(items))))
-        if not batch_items:
-            return _Sample(items, results, spent, True, (started, time.perf_counter()))
-        try:
-            outcome = run_items(fn, batch_items, star=False)
-        except ItemError as failure:
-            error = ChunkError.from_item(failure, "in the caller")
-        else:
-            error = None
-        if error is not None:  # raised outside the except clause: see _map_serially
-            raise error.for_caller(len(items), len(items) + len(batch_items))
-        items += batch_items
-        results += outcome.values
-        spent += outcome.seconds
-        batch *= 2  # batches, so that timing a 0.1 us item does not cost 1000 timer calls
-    return _Sample(items, results, spent, False, (started, time.perf_counter()))
+# --- the cost model --------------------------------------------------------------------------
 
 
-def _transfer_seconds_per_item(sample: _Sample) -> float:
-    """Seconds per item spent moving an item and its result through pickle, on each side:
-    the caller pickles items and unpickles results, a worker the reverse, so both sides
-    pay one dumps and one loads of each."""
-    if not sample.items:
-        return 0.0
-    start = time.perf_counter()
-    try:
-        items_payload = pickle.dumps(sample.items, pickle.HIGHEST_PROTOCOL)
-        results_payload = pickle.dumps(sample.results, pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        # Not plain-picklable (cloudpickle will cope, more slowly): assume 10 us.
-        return 10e-6
-    dumped = time.perf_counter()
-    pickle.loads(items_payload)
-    pickle.loads(results_payload)
-    loaded = time.perf_counter() - dumped
-    return ((dumped - start) + loaded) / len(sample.items)
+@dataclasses.dataclass(frozen=True)
+class _Prediction:
+    backend: str
+    speedup: float
+    text: Callable[[], str]  # words what moving the work costs there
+
+
+def _predict(measured: Measured, n: int, workers: int, cores: int, chunk: int,
+             gil_free: bool) -> list[_Prediction]:
+    """The parallel backends worth weighing for ``n`` items in chunks of ``chunk``, with
+    their predicted speedups."""
+    c = measured.seconds_per_item
+    serial_s = n * c
+    chunks = -(-n // chunk) if n else 0
+    usable = min(workers, max(n, 1))
+    predictions = []
+    e = measured.thread_efficiency
+    if gil_free and (e is None or e >= 0.5):
+        # Known to release the GIL: a round that fell short of 2x without being slower
+        # than serial says the machine was busy (which would slow processes as much),
+        # not that the GIL is held.
+        e = 1.0
+    if e is not None and e > 0:
+        start = 0.0 if _default_pools.has_warm_pool("thread", workers) else THREAD_POOL_START_S
+        parallel_s = start + chunks * THREAD_CHUNK_COST_S + serial_s / (min(usable, cores) * e)
+        how = ("measured" if measured.thread_efficiency is not None else "assumed")
+        predictions.append(_Prediction(
+            "thread", serial_s / parallel_s if parallel_s > 0 else 1.0,
+            lambda: f"threads run {e:.0%} in parallel ({how}), dispatch "
+                    f"{THREAD_CHUNK_COST_S * 1e6:.0f} us per chunk"))
+    t = measured.transfer_s if measured.transfer_s is not None else 10e-6
+    process_start = (0.0 if _default_pools.has_warm_pool("process", workers)
+                     else PROCESS_POOL_START_S)
+    caller_s, worker_s = n * t, n * (c + t)
+    # Workers and the caller share the cores: the busiest of them bounds the run.
+    parallel_s = process_start + chunks * PROCESS_CHUNK_COST_S + max(
+        worker_s / usable, caller_s, (worker_s + caller_s) / cores)
+    predictions.append(_Prediction(
+        "process", serial_s / parallel_s if parallel_s > 0 else 1.0,
+        lambda: f"moving an item and its result costs {t * 1e6:.2g} us on each side, "
+                f"dispatch {PROCESS_CHUNK_COST_S * 1e6:.0f} us per chunk of {chunk:,}"
+                + (f", start-up {process_start:.2g} s" if process_start else "")))
+    return predictions
+
+
+def _decide(predictions: list[_Prediction], previous: str | None) -> _Prediction | None:
+    """The parallel prediction to follow, or None for serial. A previous decision for
+    the same function is kept unless the new figures clear the bar by HYSTERESIS."""
+    best = max(predictions, key=lambda p: p.speedup)
+    bar = MIN_PREDICTED_SPEEDUP
+    if previous == "serial":
+        bar *= 1 + HYSTERESIS
+    elif previous is not None:
+        kept = next((p for p in predictions if p.backend == previous), None)
+        if kept is not None and kept.speedup >= bar / (1 + HYSTERESIS):
+            return kept if best.speedup < kept.speedup * (1 + HYSTERESIS) else best
+    return best if best.speedup >= bar else None
+
+
+# --- plan() ------------------------------------------------------------------------------------
 
 
 def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
          workers: int | None = None) -> Plan:
     """Decide how to run ``fn`` over ``iterable``, without running all of it.
 
-    Times the first items in the caller (``fn`` sees them there; their results are
-    kept in the plan and reused), measures what pickling an item costs, and predicts
-    serial, thread and process run times. See the module docstring for the model.
+    Times the first items (their results are kept in the plan and reused), measures
+    what pickling an item costs and, for costly items, how two threads fare, and
+    predicts serial, thread and process run times: see the module docstring for the
+    model. A function planned within the last minute is not sampled again.
 
     Parameters
     ----------
@@ -240,63 +322,138 @@ def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
         ``plan.predicted_speedup`` and ``plan.reason``; ``plan.map()`` runs it.
     """
     from allcores._main_guard import refuse_work_while_main_is_imported
-    from allcores.pool import check_map_arguments
-    from allcores.shortcuts import has_warm_pool
 
     refuse_work_while_main_is_imported()
     check_map_arguments(fn, iterable, None)
-    workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
+    workers = workers_option(workers)
+    settled = settled_backend(AUTO)
+    if settled is not None:
+        return fixed_plan(fn, iterable, settled, workers, None, settled_reason(settled))
+    return make_plan(fn, iterable, workers, None)
+
+
+def settled_reason(backend: str) -> str:
+    if running_in_worker():
+        return f"{backend}: inside a worker of an allcores pool"
+    if backend_override() == backend:
+        return f"{backend}: {BACKEND_ENV}={backend} overrides the automatic choice"
+    return f"{backend}: asked for"
+
+
+def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
+              chunksize: int | None) -> Plan:
+    """:func:`plan` for "auto" (``settled_backend`` said None), arguments already
+    checked; ``chunksize`` fixed or None."""
+    cores = cpu_count()
+    if workers is None:
+        workers = cores
     length = known_length(iterable)
-    iterator = iter(iterable)
-    override = backend_override()
+    if length is not None and length <= 1:
+        return fixed_plan(fn, iterable, "serial", workers, chunksize,
+                          f"serial: {length} item{'s' if length != 1 else ''}, "
+                          "nothing to share")
     gil_free = releases_gil(fn)
-    sample = _Sample([], [], 0.0, False) if override is not None else _take_sample(fn, iterator)
-    if sample.exhausted:
-        rest_known = 0
+    remembered, previous = memory.recall(fn, workers)
+    source = Input(iterable)
+    measured, heads, how, used_memory = _measure(
+        fn, source, workers, cores, gil_free, length, remembered, previous)
+    if not used_memory:
+        previous = None  # the items cost something else now: a new decision
+
+    if source.error is not None or source.exhausted:
+        rest_known: int | None = 0
     else:
-        rest_known = None if length is None else length - len(sample.items)
+        rest_known = None if length is None else length - source.taken
     # The rest of the input: a sliceable input is handed on whole (chunks are then cut
     # as slices from _first_item on), anything else as the iterator the sample read.
-    rest = iterable if type(iterable) in SLICEABLE else iterator
-    common = dict(sampled_results=sample.results, _rest=rest, _length=rest_known, _fn=fn,
-                  _first_item=len(sample.items), _total=length, _sample_span=sample.span)
-
-    if override is not None:
-        return Plan(override, 1 if override == "serial" else workers, 1, 1.0,
-                    f"{override}: {BACKEND_ENV}={override} overrides the automatic choice",
-                    None, **common)
-
-    cost = sample.seconds_per_item
+    rest = iterable if type(iterable) in SLICEABLE else source.iterator
     n = UNKNOWN_LENGTH_ITEMS if rest_known is None else rest_known
     n_text = "an unknown number of" if rest_known is None else f"{rest_known:,}"
-    serial_s = n * cost
-    # The first chunk the dispatcher will cut, seeded with the measured cost.
-    chunk = ChunkSizer(workers, length=n, seconds_per_item=cost).size(0)
-    chunks = -(-n // chunk) if n else 0
+    cost = measured.seconds_per_item
+    chunk = chunksize or ChunkSizer(workers, length=n, seconds_per_item=cost).size(0)
+    predictions = _predict(measured, n, workers, cores, chunk, gil_free)
+    chosen = _decide(predictions, previous) if n else None
+    # With nothing left there was nothing to decide: only the measurement is kept.
+    memory.remember(fn, workers, measured,
+                    None if not n else "serial" if chosen is None else chosen.backend)
     usable = min(workers, max(n, 1))
-    if gil_free:
-        backend, chunk_cost = "thread", THREAD_CHUNK_COST_S
-        start = 0.0 if has_warm_pool("thread", workers) else THREAD_POOL_START_S
-        caller_s, worker_s = 0.0, n * cost
-        moving = f"dispatch costs {chunk_cost * 1e6:.0f} us per chunk"
+
+    def reason() -> str:
+        figures = f"{cost * 1e6:.3g} us per item ({how}), {n_text} items left"
+        if chosen is None:
+            best = max(predictions, key=lambda p: p.speedup)
+            return (f"serial: {figures}; {best.backend}: {best.text()}; {usable} "
+                    f"{best.backend} workers would be {best.speedup:.2g}x as fast")
+        return (f"{chosen.backend}: {figures}; {chosen.text()}; {usable} workers predicted "
+                f"{chosen.speedup:.2g}x as fast as serial")
+
+    if chosen is None:
+        backend, plan_workers, speedup = "serial", 1, 1.0
     else:
-        backend, chunk_cost = "process", PROCESS_CHUNK_COST_S
-        start = 0.0 if has_warm_pool("process", workers) else PROCESS_POOL_START_S
-        transfer = _transfer_seconds_per_item(sample)
-        caller_s, worker_s = n * transfer, n * (cost + transfer)
-        moving = (f"moving an item and its result costs {transfer * 1e6:.2g} us in "
-                  f"the caller and {transfer * 1e6:.2g} us in a worker, dispatch "
-                  f"{chunk_cost * 1e6:.0f} us per chunk of {chunk:,}")
-    cores = max(1, cpu_count())
-    # Workers and the caller share the cores: the busiest of them bounds the run.
-    parallel_s = start + chunks * chunk_cost + max(
-        worker_s / usable, caller_s, (worker_s + caller_s) / cores)
-    speedup = serial_s / parallel_s if parallel_s > 0 else 1.0
-    start_text = f", start-up {start:.2g} s" if start else ""
-    if n == 0 or speedup < MIN_PREDICTED_SPEEDUP:
-        reason = (f"serial: {cost * 1e6:.3g} us per item, {n_text} items left; {moving}"
-                  f"{start_text}; {usable} {backend} workers would be {speedup:.2g}x as fast")
-        return Plan("serial", 1, chunk, 1.0, reason, cost, **common)
-    reason = (f"{backend}: {cost * 1e6:.3g} us per item, {n_text} items left; {moving}"
-              f"{start_text}; {usable} workers predicted {speedup:.2g}x as fast as serial")
-    return Plan(backend, workers, chunk, speedup, reason, cost, **common)
+        backend, plan_workers, speedup = chosen.backend, workers, chosen.speedup
+    return Plan(backend, plan_workers, chunk, speedup, reason, cost, fn, heads, rest,
+                source.taken, rest_known, length, chunksize)
+
+
+# A remembered cost is trusted while the call's first item costs within this factor of
+# it (costs below CHECK_FLOOR_S count as that: a single cheap item's timing is noise).
+CHECK_FACTOR = 2.0
+CHECK_FLOOR_S = 2e-6
+
+
+def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
+             length: int | None, remembered: Measured | None, previous: str | None):
+    """The function's costs for this call: ``(measured, heads, how they were found,
+    whether a remembered measurement was used)``.
+
+    A remembered measurement is checked on the first item (run in the caller when the
+    rest was to run there too, like the sample otherwise): when the item costs about
+    what was remembered, the remembered figures are used as they are (so that plans of
+    the same call agree), else the function is sampled anew, from the next item on."""
+    heads: list[Head] = []
+    checked = None
+    if remembered is not None:
+        # A first item that costs what was remembered cannot run long enough to
+        # speculate on, unless the remembered items were expensive already.
+        speculate = remembered.seconds_per_item * CHECK_FACTOR >= SPECULATE_AFTER_S
+        checked = run_sample(fn, source, workers, cores if speculate else 1, gil_free, length,
+                          max_batches=1, in_caller=previous in (None, "serial"))
+        heads = list(checked.heads)
+        if not checked.batch_costs or _agrees(checked.seconds_per_item,
+                                              remembered.seconds_per_item):
+            age = time.monotonic() - remembered.at
+            _end_of_input(source, heads)
+            return (remembered, heads,
+                    f"measured {age:.0f} s ago, checked on the first item", True)
+        if checked.speculated:  # one item took long enough to tell: no more sampling
+            measured = Measured(checked.seconds_per_item,
+                                transfer_seconds_per_item(checked.items, checked.results),
+                                remembered.thread_efficiency, time.monotonic())
+            _end_of_input(source, heads)
+            return measured, heads, f"measured on 1 item {checked.where}", False
+    sample = run_sample(fn, source, workers, cores, gil_free, length)
+    sample.heads = heads + sample.heads
+    if checked is not None:
+        sample.batch_costs += checked.batch_costs
+    heads = sample.heads
+    measured = Measured(sample.seconds_per_item,
+                        transfer_seconds_per_item(sample.items, sample.results),
+                        None, time.monotonic())
+    how = f"measured on {len(sample.items)} items {sample.where}"
+    if worth_a_thread_probe(sample, source, workers, cores, length):
+        efficiency, probed = thread_efficiency(fn, source, measured.seconds_per_item,
+                                                workers)
+        heads += probed
+        measured = dataclasses.replace(measured, thread_efficiency=efficiency)
+    _end_of_input(source, heads)
+    return measured, heads, how, False
+
+
+def _end_of_input(source: Input, heads: list[Head]) -> None:
+    if source.error is not None:
+        heads.append(source.error)  # raised once the results before it are handed back
+
+
+def _agrees(cost: float, remembered: float) -> bool:
+    cost, remembered = max(cost, CHECK_FLOOR_S), max(remembered, CHECK_FLOOR_S)
+    return remembered / CHECK_FACTOR <= cost <= remembered * CHECK_FACTOR

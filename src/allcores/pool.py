@@ -21,8 +21,10 @@ import weakref
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Iterator
 
-from allcores import _validate as check
+from allcores import _checks as check
 from allcores._execute import ChunkError, chunk_values
+from allcores._options import check_callable, check_map_arguments
+from allcores._results import concatenate_results, flatten_results, progress_bar, started
 from allcores._futures import CallbackSafeFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import refuse_work_while_main_is_imported
@@ -47,27 +49,6 @@ def default_start_method() -> str:
     threads; spawn elsewhere (macOS, Windows)."""
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
-
-
-def _check_callable(fn: object, name: str = "fn") -> None:
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable, got: {type(fn).__name__}")
-
-
-def check_map_arguments(fn: object, iterable: object, chunksize: object) -> None:
-    """The checks every map-like call makes before any work (or any worker) starts."""
-    _check_callable(fn)
-    if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__getitem__"):
-        raise TypeError(f"iterable: expected an iterable, got: {type(iterable).__name__}")
-    if chunksize is not None:
-        check.integer("chunksize", chunksize, min=1)
-
-
-def progress_bar(total: int | None):
-    """A tqdm bar on stderr: items done, rate, and an ETA when the total is known."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="item", file=sys.stderr, dynamic_ncols=True)
 
 
 class Pool:
@@ -150,7 +131,7 @@ class Pool:
                 f"got: {start_method!r}"
             )
         if initializer is not None:
-            _check_callable(initializer, "initializer")
+            check_callable(initializer, "initializer")
         try:
             initargs = tuple(initargs)
         except TypeError:
@@ -242,7 +223,7 @@ class Pool:
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``."""
-        _check_callable(fn)
+        check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
         self._lifecycle.check(new_call=True)
         chunk_future = self._backend.submit(self._backend.prepare(call), Chunk(0, [args]),
@@ -268,6 +249,12 @@ class Pool:
         chunk_future.add_done_callback(forward)
         return result
 
+    def _submit_chunk(self, prepared_fn, chunk: Chunk):
+        """One chunk outside any map (the planner's sample and its speculation): the
+        backend's future of its ``ChunkResult``. ``prepared_fn``: from ``prepare``."""
+        self._lifecycle.check(new_call=True)
+        return self._backend.submit(prepared_fn, chunk, False)
+
     def _chunk_results(self, fn, iterable, chunksize, *, ordered: bool, star: bool = False,
                        progress: bool = False, seconds_per_item: float | None = None,
                        length: int | None = None, first_item: int = 0,
@@ -288,11 +275,11 @@ class Pool:
             bar = progress_bar(length)
         if recorder is None and self._recorder is not None:
             recorder = self._recorder.start_call()
-        return _started(self._run(fn, chunks, ordered, star, bar, recorder, call))
+        return started(self._run(fn, chunks, ordered, star, bar, recorder, call))
 
     def _run(self, fn, chunks, ordered, star, bar, recorder, call) -> Iterator[list]:
         try:
-            yield  # the priming yield: see _started
+            yield  # the priming yield: see allcores._results.started
             for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
                                              star=star, recorder=recorder,
                                              max_bytes=self._max_bytes):
@@ -362,44 +349,6 @@ class Pool:
             self.close()
         else:
             self.terminate()
-
-
-def _started(generator: Iterator) -> Iterator:
-    """``generator``, run to its first, priming, ``yield``: from then on ``close()`` runs
-    its ``finally`` (and so ends its map's call), even if no result was ever asked for.
-    A generator that never started runs nothing when closed, and on Python 3.13 keeps
-    its frame, and what the frame holds, as long as it is referenced."""
-    next(generator)
-    return generator
-
-
-def flatten_results(chunk_results: Iterator[list]) -> Iterator[Any]:
-    """Each chunk's results in turn. A generator, not itertools.chain: callers may
-    close() it to stop early; it is primed, so that close() reaches ``chunk_results``
-    even before the first result."""
-    return _started(_flatten(chunk_results))
-
-
-def _flatten(chunk_results: Iterator[list]) -> Iterator[Any]:
-    try:
-        yield  # the priming yield: see _started
-        for results in chunk_results:
-            yield from results
-    finally:
-        chunk_results.close()
-
-
-def concatenate_results(chunk_results: Iterator[list]) -> list:
-    """All chunks' results in one list. The first chunk's own list is extended (each
-    chunk's list is fresh and ours); then one extend per chunk: much cheaper than a
-    generator step per item for big maps."""
-    out: list | None = None
-    for results in chunk_results:
-        if out is None:
-            out = results
-        else:
-            out.extend(results)
-    return [] if out is None else out
 
 
 def _stop_now(backend, lifecycle: Lifecycle) -> None:

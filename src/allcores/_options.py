@@ -1,0 +1,76 @@
+"""The options of a call, checked in one place before anything starts.
+
+Every entry point (``allcores.map`` / ``imap`` / ``imap_unordered``, ``allcores.plan``,
+``Pool`` and its methods, the kernels) checks what it was given with these functions,
+so that the same bad value gets the same error wherever it is passed, and no worker
+starts (and no item is read) for a call that is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable
+
+from allcores import _checks as check
+from allcores.backends import BACKENDS
+
+AUTO = "auto"
+
+
+def check_callable(fn: object, name: str = "fn") -> None:
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got: {type(fn).__name__}")
+
+
+def check_map_arguments(fn: object, iterable: object, chunksize: object) -> None:
+    """The checks every map-like call makes before any work (or any worker) starts."""
+    check_callable(fn)
+    if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__getitem__"):
+        raise TypeError(f"iterable: expected an iterable, got: {type(iterable).__name__}")
+    chunksize_option(chunksize)
+
+
+def chunksize_option(chunksize: object) -> int | None:
+    """``chunksize`` as given (None: chunk sizes adapt to the measured cost of items)."""
+    return None if chunksize is None else check.integer("chunksize", chunksize, min=1)
+
+
+def workers_option(workers: object) -> int | None:
+    """``workers`` as given (None: the usable CPU count, decided where it is used)."""
+    return None if workers is None else check.integer("workers", workers, min=1)
+
+
+def backend_option(backend: object) -> str:
+    """``"auto"`` or the name of a backend."""
+    if isinstance(backend, str) and (backend == AUTO or backend in BACKENDS):
+        return backend
+    raise ValueError(f"backend: expected {AUTO!r} or one of {sorted(BACKENDS)}, "
+                     f"got: {backend!r}")
+
+
+def flag_option(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got: {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class MapCall:
+    """One ``allcores.map`` / ``imap`` / ``imap_unordered`` call, checked."""
+
+    fn: Callable[[Any], Any]
+    iterable: Iterable[Any]
+    workers: int | None
+    backend: str          # "auto" or a backend's name
+    chunksize: int | None
+    progress: bool
+    insights: bool
+    ordered: bool
+
+
+def map_call(fn, iterable, *, workers, backend, chunksize, progress, insights,
+             ordered: bool = True) -> MapCall:
+    check_map_arguments(fn, iterable, chunksize)
+    return MapCall(fn, iterable, workers_option(workers), backend_option(backend),
+                   chunksize_option(chunksize), flag_option("progress", progress),
+                   flag_option("insights", insights), ordered)
