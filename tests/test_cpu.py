@@ -481,6 +481,7 @@ def counted_quota_reads(monkeypatch):
 
     monkeypatch.setattr(cpu, "_cgroup_quota", read)
     monkeypatch.setattr(cpu, "_limits_read", (0, 0.0, (None, None)))
+    monkeypatch.setattr(cpu, "_last_budget", (0, None, None, 0.0, None))
     monkeypatch.delenv("ALLCORES_WORKERS", raising=False)
     return reads
 
@@ -495,11 +496,18 @@ def test_the_quota_is_read_once_per_ttl(counted_quota_reads, monkeypatch):
     assert len(counted_quota_reads) == 2
 
 
-def test_the_affinity_mask_is_read_at_every_call(counted_quota_reads, monkeypatch):
+def test_the_affinity_mask_and_the_override_are_read_at_every_call(counted_quota_reads,
+                                                                   monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert cpu_budget().affinity == 3
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
     assert cpu_count() == 1  # re-pinned: seen at once, not after the quota's TTL
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setenv("ALLCORES_WORKERS", "2")
+    assert cpu_count() == 2
+    monkeypatch.setenv("ALLCORES_WORKERS", "abc")
+    with pytest.raises(ValueError):
+        cpu_count()
     assert len(counted_quota_reads) == 1
 
 

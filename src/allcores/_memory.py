@@ -55,15 +55,18 @@ class Memory:
         self._entries: collections.OrderedDict = collections.OrderedDict()
 
     @staticmethod
-    def _key(fn: Callable) -> tuple[tuple, tuple]:
-        parts = (fn.__func__, fn.__self__) if isinstance(fn, types.MethodType) else (fn,)
+    def _parts(fn: Callable) -> tuple:
+        return (fn.__func__, fn.__self__) if isinstance(fn, types.MethodType) else (fn,)
+
+    @staticmethod
+    def _references(parts: tuple) -> tuple:
         refs = []
         for part in parts:
             try:
                 refs.append(weakref.ref(part))
             except TypeError:  # no weak references (builtins, some callables): held
                 refs.append(part)
-        return tuple(id(part) for part in parts), tuple(refs)
+        return tuple(refs)
 
     @staticmethod
     def _alive(refs: tuple, key: tuple) -> bool:
@@ -76,7 +79,7 @@ class Memory:
     def recall(self, fn: Callable, workers: int) -> tuple[Measured | None, str | None]:
         """What was measured of ``fn`` (None if nothing fresh), and the backend last
         chosen for it with this many workers."""
-        key, _ = self._key(fn)
+        key = tuple(map(id, self._parts(fn)))
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -90,11 +93,13 @@ class Memory:
 
     def remember(self, fn: Callable, workers: int, measured: Measured | None,
                  backend: str | None) -> None:
-        key, refs = self._key(fn)
+        parts = self._parts(fn)
+        key = tuple(map(id, parts))
         with self._lock:
             entry = self._entries.pop(key, None)
             decisions: dict = {}
-            if entry is not None and self._alive(entry[0], key):
+            alive = entry is not None and self._alive(entry[0], key)
+            if alive:
                 if measured is None:
                     measured = entry[1]
                 elif measured is not entry[1]:
@@ -104,6 +109,7 @@ class Memory:
                 return
             if backend is not None:
                 decisions[workers] = backend
+            refs = entry[0] if alive else self._references(parts)
             self._entries[key] = (refs, measured, decisions)
             while len(self._entries) > MEMORY_SIZE:
                 self._entries.popitem(last=False)

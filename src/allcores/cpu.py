@@ -14,12 +14,13 @@ confinement is the norm on shared machines and in containers:
 
 ``cpu_count()`` is the smallest of these, never below 1; ``cpu_budget()`` also says
 where each number came from, for ``allcores info``. The affinity mask and the
-environment are read at every call (a few microseconds: a process may be re-pinned
-with ``os.sched_setaffinity`` while it runs). The cgroup quota costs ~150 us to read
-(two /proc files parsed, then the cgroup files) and the online count a /sys file, so
-both are kept for ``QUOTA_TTL_S`` in the process that read them: a process moved to
-another cgroup, a quota changed in place or a CPU taken offline is seen within that
-time, and a forked child reads its own.
+environment are read at every call (a microsecond: a process may be re-pinned with
+``os.sched_setaffinity`` while it runs). The cgroup quota costs ~150 us to read (two
+/proc files parsed, then the cgroup files) and the online count a /sys file, so both
+are kept for ``QUOTA_TTL_S`` in the process that read them: a process moved to another
+cgroup, a quota changed in place or a CPU taken offline is seen within that time, and
+a forked child reads its own. A call that finds the same mask and override within that
+time gets the same budget back (a map of ten items asks for it).
 
 Where the cgroup quota lives::
 
@@ -184,12 +185,32 @@ def cpu_budget(*, proc_root: str = "/proc", environ: Mapping[str, str] | None = 
     ValueError
         If ``ALLCORES_WORKERS`` is set to anything but a positive integer.
     """
-    override = _workers_override(os.environ if environ is None else environ)
-    if proc_root == "/proc":
-        online, quota = _machine_limits()
-    else:
-        online, quota = os.cpu_count(), _cgroup_quota(proc_root)
-    affinity = _affinity_count()
+    if proc_root == "/proc" and environ is None:
+        return _this_process_budget()
+    return _budget(_workers_override(os.environ if environ is None else environ),
+                   *_machine_limits(proc_root), _affinity_count())
+
+
+# (pid, ALLCORES_WORKERS text, affinity count, time.monotonic() until which the machine
+# limits hold, the budget): a call that finds the same process, override and mask
+# within QUOTA_TTL_S returns the same budget (a map of ten items calls this each time).
+_last_budget: tuple = (0, None, None, 0.0, None)
+
+
+def _this_process_budget() -> CpuBudget:
+    global _last_budget
+    text, affinity = os.environ.get(WORKERS_ENV), _affinity_count()
+    pid, last_text, last_affinity, until, budget = _last_budget
+    if (pid == os.getpid() and text == last_text and affinity == last_affinity
+            and time.monotonic() < until):
+        return budget
+    budget = _budget(_workers_override(os.environ), *_machine_limits("/proc"), affinity)
+    _last_budget = (os.getpid(), text, affinity, _limits_read[1], budget)
+    return budget
+
+
+def _budget(override: int | None, online: int | None, quota: _Quota | None,
+            affinity: int | None) -> CpuBudget:
 
     # Without an affinity mask the machine's CPUs are the ceiling.
     base_source, base = ("affinity", affinity) if affinity is not None else ("online", online or 1)
@@ -278,9 +299,12 @@ class _Membership:
 _limits_read: tuple[int, float, tuple[int | None, _Quota | None]] = (0, 0.0, (None, None))
 
 
-def _machine_limits() -> tuple[int | None, _Quota | None]:
-    """The online CPUs and the cgroup quota, read at most once per QUOTA_TTL_S."""
+def _machine_limits(proc_root: str) -> tuple[int | None, _Quota | None]:
+    """The online CPUs and the cgroup quota: from the real /proc at most once per
+    QUOTA_TTL_S, from any other tree (tests) at every call."""
     global _limits_read
+    if proc_root != "/proc":
+        return os.cpu_count(), _cgroup_quota(proc_root)
     pid, until, limits = _limits_read
     now = time.monotonic()
     if pid != os.getpid() or now >= until:

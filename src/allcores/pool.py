@@ -28,7 +28,7 @@ from allcores._results import concatenate_results, flatten_results, progress_bar
 from allcores._futures import CallbackSafeFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import refuse_work_while_main_is_imported
-from allcores.backends import create_backend, validate_backend_name
+from allcores.backends import create_backend, running_in_worker, validate_backend_name
 from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
 from allcores.dispatch import (
@@ -226,8 +226,8 @@ class Pool:
         check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
         self._lifecycle.check(new_call=True)
-        chunk_future = self._backend.submit(self._backend.prepare(call), Chunk(0, [args]),
-                                            True)
+        backend = self._backend_for_this_thread()
+        chunk_future = backend.submit(backend.prepare(call), Chunk(0, [args]), True)
         result: Future = CallbackSafeFuture()
         result.set_running_or_notify_cancel()
 
@@ -271,16 +271,27 @@ class Pool:
                            seconds_per_item=seconds_per_item)
         chunks = ChunkSource(iterable, sizer, first_item)
         call = _OpenCall(self)  # counted from here: close() lets it finish
+        backend = self._backend_for_this_thread()
         if progress and bar is None:
             bar = progress_bar(length)
         if recorder is None and self._recorder is not None:
             recorder = self._recorder.start_call()
-        return started(self._run(fn, chunks, ordered, star, bar, recorder, call))
+        return started(self._run(backend, fn, chunks, ordered, star, bar, recorder, call))
 
-    def _run(self, fn, chunks, ordered, star, bar, recorder, call) -> Iterator[list]:
+    def _backend_for_this_thread(self):
+        """The pool's backend; a serial one (sharing the lifecycle) on a thread of this
+        very pool: a map or submit from inside one of its chunks runs in place, as
+        module-level calls nested in a worker do (it would otherwise wait for threads
+        that may all be waiting for it)."""
+        if running_in_worker(self._backend):
+            return create_backend("serial", 1, self._lifecycle)
+        return self._backend
+
+    def _run(self, backend, fn, chunks, ordered, star, bar, recorder,
+             call) -> Iterator[list]:
         try:
             yield  # the priming yield: see allcores._results.started
-            for chunk, results in run_chunks(self._backend, fn, chunks, ordered=ordered,
+            for chunk, results in run_chunks(backend, fn, chunks, ordered=ordered,
                                              star=star, recorder=recorder,
                                              max_bytes=self._max_bytes):
                 if bar is not None:

@@ -23,14 +23,40 @@ BACKENDS = {
 }
 
 
-def running_in_worker() -> bool:
-    """Whether this code runs on a thread or in a process of an allcores pool. A map
-    started there would queue its chunks on a pool whose workers may all be busy
+# The backend whose chunk this thread is running (set by the thread backend): .backend
+_running = threading.local()
+
+
+def running_in_worker(backend: Backend | None = None) -> bool:
+    """Whether this code runs on a worker of an allcores pool (any pool; with
+    ``backend``, a thread of that backend's own pool).
+
+    A map started there would queue its chunks on a pool whose workers may all be busy
     waiting for it (a deadlock on the same thread pool), and the outer map already keeps
-    every core busy: nested calls run serially instead."""
+    every core busy: nested calls run serially instead. Module-level calls and kernels
+    ask about any pool; a ``Pool``'s methods about their own (a pool made inside a worker
+    on purpose runs as asked)."""
+    if backend is not None:
+        return getattr(_running, "backend", None) is backend
     return (threading.current_thread().name.startswith(THREAD_NAME_PREFIX)
             or multiprocessing.current_process().name == WORKER_PROCESS_NAME
             or _in_dask_task())
+
+
+class running_chunks_of:  # noqa: N801  (used as a context manager, like a function)
+    """While a thread runs a chunk of ``backend``: see :func:`running_in_worker`."""
+
+    __slots__ = ("backend", "outer")
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_running, "backend", None)
+        _running.backend = self.backend
+
+    def __exit__(self, *exc_info) -> None:
+        _running.backend = self.outer
 
 
 def _in_dask_task() -> bool:

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from allcores._execute import ChunkError, ItemError, run_items
 from allcores._futures import CallbackSafeFuture, settle
 from allcores._lifecycle import Lifecycle
-from allcores.backends import THREAD_NAME_PREFIX
+from allcores.backends import THREAD_NAME_PREFIX, running_chunks_of
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError, WorkerInitError
 
@@ -65,7 +65,8 @@ class ThreadBackend(Backend):
                 return  # cancelled while queued
         try:
             self._initialize_this_thread()
-            outcome = run_items(fn, items, star, worker=threading.current_thread().name)
+            with running_chunks_of(self):
+                outcome = run_items(fn, items, star, worker=threading.current_thread().name)
         except ItemError as failure:
             where = f"in thread {threading.current_thread().name}"
             settle(future, error=ChunkError.from_item(failure, where))
