@@ -49,9 +49,10 @@ import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from allcores import _default_pools
+from allcores import _default_pools, _runner
 from allcores._memory import Measured, memory
 from allcores._options import AUTO, check_map_arguments, workers_option
+from allcores._results import concatenate_results, flatten_results
 from allcores._sampling import (  # noqa: F401  (SAMPLE_MAX_ITEMS: part of the model)
     IN_THE_CALLER,
     SAMPLE_MAX_ITEMS,
@@ -211,16 +212,10 @@ class Plan:
 
     def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[Any]:
         """Run the plan lazily: the sampled results first, then the rest of the input."""
-        from allcores import _runner
-        from allcores._results import flatten_results
-
         return flatten_results(_runner.run(self, ordered=ordered, progress=progress))
 
     def map(self, *, progress: bool = False) -> list:
         """Run the plan: ``list(map(fn, iterable))``."""
-        from allcores import _runner
-        from allcores._results import concatenate_results
-
         return concatenate_results(_runner.run(self, progress=progress, eager=True))
 
 

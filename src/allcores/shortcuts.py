@@ -44,7 +44,7 @@ def _start_recording(workers: int, backend: str) -> CallRecorder:
     return _latest.recorder.start_call()
 
 
-def _chunk_results(call: MapCall, *, eager: bool = False) -> Iterator[list]:
+def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list]:
     """Plan the call (everything is checked by now), then run the plan."""
     refuse_work_while_main_is_imported()
     settled = settled_backend(call.backend)
@@ -91,7 +91,7 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
     """
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
                     progress=progress, insights=insights)
-    return flatten_results(_chunk_results(call))
+    return flatten_results(_run_call(call))
 
 
 def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
@@ -101,7 +101,7 @@ def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
     """Like :func:`imap`, but yield results as their chunks finish."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
                     progress=progress, insights=insights, ordered=False)
-    return flatten_results(_chunk_results(call))
+    return flatten_results(_run_call(call))
 
 
 def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
@@ -110,4 +110,4 @@ def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | Non
     """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
                     progress=progress, insights=insights)
-    return concatenate_results(_chunk_results(call, eager=True))
+    return concatenate_results(_run_call(call, eager=True))
