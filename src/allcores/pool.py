@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _checks as check
 from allcores._execute import ChunkError, chunk_values
-from allcores._options import check_callable, check_map_arguments
+from allcores._options import check_callable, check_map_arguments, flag_option, workers_option
 from allcores._results import concatenate_results, flatten_results, progress_bar, started
 from allcores._futures import CallbackSafeFuture, settle
 from allcores._lifecycle import Lifecycle, State
@@ -112,7 +112,7 @@ class Pool:
     ):
         refuse_work_while_main_is_imported()
         backend_class = validate_backend_name(backend)
-        workers = cpu_count() if workers is None else check.integer("workers", workers, min=1)
+        workers = workers_option(workers) or cpu_count()
         retries = check.integer("retries", retries, min=0)
         if timeout is not None:
             timeout = check.finite_real("timeout", timeout)
@@ -139,8 +139,7 @@ class Pool:
                 f"initargs: expected an iterable of arguments, got: {type(initargs).__name__}"
             ) from None
 
-        if not isinstance(insights, bool):
-            raise TypeError(f"insights: expected True or False, got: {insights!r}")
+        flag_option("insights", insights)
         self._max_bytes = (default_max_bytes() if max_bytes is None
                            else check.integer("max_bytes", max_bytes, min=1))
         if (address is not None or client is not None) and backend != "dask":
