@@ -20,11 +20,13 @@ def identity(x):
 
 
 def spin(seconds):
-    """Busy for ``seconds`` of wall time: a CPU-heavy item."""
+    """Busy for ``seconds`` of this thread's CPU time: CPU-heavy Python that holds the
+    GIL. (A loop on a wall clock would finish on time on two threads at once, as if
+    the GIL were released.)"""
     import time
 
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
         pass
     return seconds
 
@@ -158,10 +160,13 @@ def test_native_kernels_and_nogil_functions_are_weighed_for_threads():
     assert releases_gil(nogil(len))  # builtins are wrapped, not modified
     assert not hasattr(len, "__allcores_nogil__")
     chosen = plan(count_block, range(64), workers=2)
-    assert chosen.backend in ("thread", "serial")
-    if allcores.cpu_count() >= 2:
+    # Threads beat processes for it whatever the machine's load (no pickling); they
+    # beat serial where two threads were measured running it mostly in parallel.
+    assert chosen.backend in ("thread", "serial"), chosen.reason
+    efficiency = _memory.memory.recall(count_block, 2)[0].thread_efficiency
+    if allcores.cpu_count() >= 2 and (efficiency is None or efficiency >= 0.75):
         assert chosen.backend == "thread", chosen.reason
-        assert chosen.map() == [count_block(k) for k in range(64)]
+    assert chosen.map() == [count_block(k) for k in range(64)]
 
 
 def record_call(log: str, x):

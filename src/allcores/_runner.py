@@ -100,23 +100,48 @@ def _run_here(fn, chunk: Chunk, into: list):
 
 
 def _serially(plan, recorder: CallRecorder | None) -> list:
-    """The head's results, then the rest computed in one loop here, into one list."""
+    """The head's results, then the rest's, computed in one loop here, into one list.
+    While head items still run in a pool (the speculation's), the rest is computed
+    first, so that the caller works instead of waiting for them; an error in the rest
+    is raised only after the head's results (an earlier item's error comes first)."""
+    in_flight = any(head.future is not None for head in plan._head)
+    rest_results: list = []
+    rest_error = None
+    if in_flight and plan._rest_length != 0:
+        try:
+            _run_rest(plan, recorder, rest_results)
+        except Exception as exc:  # Ctrl-C and the like go at once (the finally below)
+            rest_error = exc
+        except BaseException:
+            _cancel(plan._head)
+            raise
     results: list = []
     try:
         for head in plan._head:
             results.extend(_head_results(plan._fn, head, recorder))
     finally:
-        for head in plan._head:  # after a failure: nothing more is wanted
-            if head.future is not None:
-                head.future.cancel()
-    if plan._rest_length == 0:
-        return results
+        _cancel(plan._head)  # after a failure: nothing more is wanted
+    if rest_error is not None:
+        raise rest_error
+    if in_flight:
+        results += rest_results
+    elif plan._rest_length != 0:
+        _run_rest(plan, recorder, results)
+    return results
+
+
+def _run_rest(plan, recorder: CallRecorder | None, into: list) -> None:
     rest = plan._rest
     if type(rest) in SLICEABLE:
         rest = itertools.islice(rest, plan._first_item, None)
-    done = len(results)
-    outcome = _run_here(plan._fn, Chunk(plan._first_item, rest), results)
-    if recorder is not None and len(results) > done:
-        recorder.add_in_caller(plan._first_item, len(results) - done, outcome.started,
+    done = len(into)
+    outcome = _run_here(plan._fn, Chunk(plan._first_item, rest), into)
+    if recorder is not None and len(into) > done:
+        recorder.add_in_caller(plan._first_item, len(into) - done, outcome.started,
                                outcome.started + outcome.seconds)
-    return results
+
+
+def _cancel(heads) -> None:
+    for head in heads:
+        if head.future is not None:
+            head.future.cancel()

@@ -215,35 +215,48 @@ def transfer_seconds_per_item(items: list, results: list) -> float:
 
 def thread_efficiency(fn: Callable, source: Input, cost: float,
                        workers: int) -> tuple[float | None, list[Head]]:
-    """Two threads of the warm thread pool run the next items, ``THREAD_PROBE_S`` of work
-    each: their speed-up over the measured serial cost, halved (1.0: they ran fully in
-    parallel). A round that falls short of ``THREAD_PROBE_GOOD`` is run once more and
-    the better one counts: other work on the machine can only slow a round down, never
-    make it look more parallel than it is. Returns it (None when the input ran out
-    first) with the items run: their results are kept."""
+    """How well two threads of the warm thread pool run ``fn`` at once: a round runs
+    ``m`` items on one thread alone (``THREAD_PROBE_S`` of work at the sampled ``cost``),
+    then ``m`` more on each of two threads at once; the efficiency is the first time
+    over the second (1.0: two threads did twice the work in the same time; 0.5: the
+    GIL serialised them). Both halves of a round meet the machine in about the same
+    state. A round that falls short of ``THREAD_PROBE_GOOD`` is run once more. Returns
+    it (None when the input ran out first) with the items run: their results are
+    kept."""
     per_thread = max(1, min(SAMPLE_MAX_ITEMS, int(THREAD_PROBE_S / cost)))
     pool = _default_pools.default_pool("thread", workers)
     prepared = pool._backend.prepare(fn)
     heads: list[Head] = []
-    best = None
-    for _ in range(THREAD_PROBE_ROUNDS):
+
+    def timed(chunks: int) -> float | None:
+        """Seconds for ``chunks`` chunks of per_thread items at once (None: too few)."""
         start = time.perf_counter()
-        round_heads = []
-        for _ in range(2):
+        running = []
+        for _ in range(chunks):
             first, items = source.take(per_thread)
             if items:
                 future = pool._submit_chunk(prepared, Chunk(first, items))
-                round_heads.append(Head(first, items, future=future, submitted=start))
-        heads += round_heads
-        for head in round_heads:
+                running.append(Head(first, items, future=future, submitted=start))
+        heads.extend(running)
+        for head in running:
             outcome, head.results = chunk_outcome(Chunk(head.first_item, head.items),
                                                   head.future)
             head.future, head.outcome = None, outcome._replace(values=None, payload=None)
-        wall = time.perf_counter() - start
-        if len(round_heads) < 2 or len(round_heads[1].items) < per_thread or wall <= 0:
+        complete = len(running) == chunks and len(running[-1].items) == per_thread
+        return time.perf_counter() - start if complete else None
+
+    # Other work on the machine can only slow a run down: the fastest of each kind
+    # (the sample's own timing counting as a run alone) is the least disturbed.
+    alone_s, together_s = [per_thread * cost], []
+    best = None
+    for _ in range(THREAD_PROBE_ROUNDS):
+        alone = timed(1)
+        together = timed(2) if alone is not None else None
+        if together is None or together <= 0:
             break  # the input ran out: nothing to compare
-        efficiency = min(1.0, 2 * per_thread * cost / wall / 2)
-        best = efficiency if best is None else max(best, efficiency)
+        alone_s.append(alone)
+        together_s.append(together)
+        best = min(1.0, min(alone_s) / min(together_s))
         if best >= THREAD_PROBE_GOOD:
             break
     return best, heads

@@ -14,9 +14,12 @@ computed again):
 ``e``  how well two threads run it at once (1.0: twice as fast as one; 0.5: the GIL
        serialises them): timed on the next items when an item costs at least
        ``THREAD_PROBE_MIN_ITEM_S`` (for any function: many release the GIL without
-       saying so). A native kernel or a function marked with :func:`nogil` is taken to
-       scale (e = 1) unless two threads ran it slower than one; an unmarked function
-       is weighed for threads only with what was measured.
+       saying so). For a native kernel or a function marked with :func:`nogil`, a
+       shortfall can only be the machine's (other processes hold cores): it then
+       weighs on processes as well (their first and last terms below divided by e);
+       untimed, such a
+       function is taken to scale (e = 1). An unmarked function is weighed for
+       threads only with what was measured.
 
 For ``n`` items left, ``w`` workers (``u = min(w, n)`` usable) and ``k`` cores, with
 ``s`` the start-up of a pool that is not running yet and ``d`` the dispatch cost of a
@@ -30,7 +33,8 @@ chunk (``chunks`` of the first chunk's size)::
 are). The fastest prediction wins if it beats serial by ``MIN_PREDICTED_SPEEDUP``.
 
 What was measured is remembered per function for ``MEMORY_S`` seconds: a later call of
-the same function is planned without sampling (a 10-item map then costs microseconds),
+the same function is checked on its first item instead of sampled (a 10-item map then
+costs microseconds),
 and a decision is changed only when the prediction crosses the bar by ``HYSTERESIS``,
 so that plans of the same call near the crossover do not flip.
 
@@ -249,11 +253,12 @@ def _predict(measured: Measured, n: int, workers: int, cores: int, chunk: int,
     usable = min(workers, max(n, 1))
     predictions = []
     e = measured.thread_efficiency
-    if gil_free and (e is None or e >= 0.5):
-        # Known to release the GIL: a round that fell short of 2x without being slower
-        # than serial says the machine was busy (which would slow processes as much),
-        # not that the GIL is held.
-        e = 1.0
+    # For a function known to release the GIL, threads that fell short of running fully
+    # in parallel say that the machine is busy (other processes hold cores), which
+    # slows worker processes just as much: the shortfall weighs on both.
+    busy = e if gil_free and e is not None else 1.0
+    if gil_free and e is None:
+        e = 1.0  # not timed (items too cheap, or too few): taken at its word
     if e is not None and e > 0:
         start = 0.0 if _default_pools.has_warm_pool("thread", workers) else THREAD_POOL_START_S
         parallel_s = start + chunks * THREAD_CHUNK_COST_S + serial_s / (min(usable, cores) * e)
@@ -268,12 +273,13 @@ def _predict(measured: Measured, n: int, workers: int, cores: int, chunk: int,
     caller_s, worker_s = n * t, n * (c + t)
     # Workers and the caller share the cores: the busiest of them bounds the run.
     parallel_s = process_start + chunks * PROCESS_CHUNK_COST_S + max(
-        worker_s / usable, caller_s, (worker_s + caller_s) / cores)
+        worker_s / (usable * busy), caller_s, (worker_s + caller_s) / (cores * busy))
     predictions.append(_Prediction(
         "process", serial_s / parallel_s if parallel_s > 0 else 1.0,
         lambda: f"moving an item and its result costs {t * 1e6:.2g} us on each side, "
                 f"dispatch {PROCESS_CHUNK_COST_S * 1e6:.0f} us per chunk of {chunk:,}"
-                + (f", start-up {process_start:.2g} s" if process_start else "")))
+                + (f", start-up {process_start:.2g} s" if process_start else "")
+                + (f", the machine busy ({busy:.0%} free)" if busy < 1 else "")))
     return predictions
 
 
@@ -350,9 +356,9 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
     gil_free = releases_gil(fn)
     remembered, previous = memory.recall(fn, workers)
     source = Input(iterable)
-    measured, heads, how, used_memory = _measure(
+    measured, heads, how, same_costs = _measure(
         fn, source, workers, cores, gil_free, length, remembered, previous)
-    if not used_memory:
+    if not same_costs:
         previous = None  # the items cost something else now: a new decision
 
     if source.error is not None or source.exhausted:
@@ -368,18 +374,22 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
     chunk = chunksize or ChunkSizer(workers, length=n, seconds_per_item=cost).size(0)
     predictions = _predict(measured, n, workers, cores, chunk, gil_free)
     chosen = _decide(predictions, previous) if n else None
-    # With nothing left there was nothing to decide: only the measurement is kept.
+    # A decision about fewer items than workers says little about the function (the
+    # last items of a short call): then only the measurement is kept.
     memory.remember(fn, workers, measured,
-                    None if not n else "serial" if chosen is None else chosen.backend)
+                    None if n < workers else "serial" if chosen is None else chosen.backend)
     usable = min(workers, max(n, 1))
 
     def reason() -> str:
-        figures = f"{cost * 1e6:.3g} us per item ({how}), {n_text} items left"
+        figures = (f"{cost * 1e6:.3g} us per item ({how}), {n_text} "
+                   f"{_plural(rest_known, 'item')} left")
         if chosen is None:
             best = max(predictions, key=lambda p: p.speedup)
             return (f"serial: {figures}; {best.backend}: {best.text()}; {usable} "
-                    f"{best.backend} workers would be {best.speedup:.2g}x as fast")
-        return (f"{chosen.backend}: {figures}; {chosen.text()}; {usable} workers predicted "
+                    f"{best.backend} {_plural(usable, 'worker')} would be "
+                    f"{best.speedup:.2g}x as fast")
+        return (f"{chosen.backend}: {figures}; {chosen.text()}; {usable} "
+                f"{_plural(usable, 'worker')} predicted "
                 f"{chosen.speedup:.2g}x as fast as serial")
 
     if chosen is None:
@@ -399,20 +409,22 @@ CHECK_FLOOR_S = 2e-6
 def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
              length: int | None, remembered: Measured | None, previous: str | None):
     """The function's costs for this call: ``(measured, heads, how they were found,
-    whether a remembered measurement was used)``.
+    whether they agree with what was remembered)``.
 
     A remembered measurement is checked on the first item (run in the caller when the
     rest was to run there too, like the sample otherwise): when the item costs about
     what was remembered, the remembered figures are used as they are (so that plans of
-    the same call agree), else the function is sampled anew, from the next item on."""
+    the same call agree), else the function is sampled anew, from the next item on. A
+    new sample that agrees with the memory after all (the first item was slowed down:
+    a busy machine) keeps the remembered decision's hysteresis."""
     heads: list[Head] = []
     checked = None
     if remembered is not None:
         # A first item that costs what was remembered cannot run long enough to
         # speculate on, unless the remembered items were expensive already.
         speculate = remembered.seconds_per_item * CHECK_FACTOR >= SPECULATE_AFTER_S
-        checked = run_sample(fn, source, workers, cores if speculate else 1, gil_free, length,
-                          max_batches=1, in_caller=previous in (None, "serial"))
+        checked = run_sample(fn, source, workers, cores if speculate else 1, gil_free,
+                             length, max_batches=1, in_caller=previous in (None, "serial"))
         heads = list(checked.heads)
         if not checked.batch_costs or _agrees(checked.seconds_per_item,
                                               remembered.seconds_per_item):
@@ -434,14 +446,20 @@ def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
     measured = Measured(sample.seconds_per_item,
                         transfer_seconds_per_item(sample.items, sample.results),
                         None, time.monotonic())
-    how = f"measured on {len(sample.items)} items {sample.where}"
+    how = f"measured on {len(sample.items)} {_plural(len(sample.items), 'item')} {sample.where}"
     if worth_a_thread_probe(sample, source, workers, cores, length):
         efficiency, probed = thread_efficiency(fn, source, measured.seconds_per_item,
                                                 workers)
         heads += probed
         measured = dataclasses.replace(measured, thread_efficiency=efficiency)
     _end_of_input(source, heads)
-    return measured, heads, how, False
+    agrees = remembered is not None and _agrees(measured.seconds_per_item,
+                                                remembered.seconds_per_item)
+    return measured, heads, how, agrees
+
+
+def _plural(count: int | None, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 
 def _end_of_input(source: Input, heads: list[Head]) -> None:
