@@ -14,6 +14,9 @@ start-up is not part of these numbers (allcores ``auto`` then knows its process 
 warm). A tool that would take far longer than serial at a cost (the tutorial's recipe
 at 1 us per item takes ~50x serial) is timed on fewer items, so that the section ends;
 the table says how many items each time covers.
+
+The evidence for issue #15, "Auto without a serial tax", is the second half of this
+section: see ``allcores.bench.serial_tax``.
 """
 
 from __future__ import annotations
@@ -33,14 +36,15 @@ from allcores.bench.measure import (
     Section,
     Table,
     cost_text,
-    ratio_text,
     interleaved,
+    ratio_text,
     seconds_text,
 )
 from allcores.bench.workloads import spin
 
 QUESTION = ("From what cost per item on does a pool beat a plain serial loop, for each "
-            "tool, and how much does each tool lose below that?")
+            "tool, and how much does each tool lose below that? Does backend=\"auto\" "
+            "choose well, without a serial tax (issue #15)?")
 
 COSTS_S = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 # A tool beats serial at a cost when its median time is at least this much below
@@ -123,7 +127,7 @@ def _optional(module: str):
 
 
 def steps(config: Config) -> int:
-    return len(COSTS_S) * (len(TOOLS) + config.repeat)
+    return len(COSTS_S) * (len(TOOLS) + config.repeat) + serial_tax.steps(config)
 
 
 def run(config: Config, progress: Progress) -> Section:
@@ -177,6 +181,13 @@ def run(config: Config, progress: Progress) -> Section:
         for cost, cost_rows in by_cost.items():
             _record(cost_rows, measured)
             rows += cost_rows.values()
+        crossovers = {}
+        for tool, _ in TOOLS[1:]:
+            tool_rows = [r for r in rows if r["tool"] == tool]
+            crossovers[tool] = crossover([r["cost_s"] for r in tool_rows],
+                                         [r.get("speedup") for r in tool_rows])
+        tax_rows, tax_extra = serial_tax.run(config, progress, rate, rows, crossovers,
+                                             mp_pool)
     finally:
         if parallel is not None:
             parallel.__exit__(None, None, None)
@@ -184,17 +195,13 @@ def run(config: Config, progress: Progress) -> Section:
         mp_pool.join()
         executor.shutdown(wait=True, cancel_futures=True)
 
-    crossovers = {}
-    for tool, _ in TOOLS[1:]:
-        tool_rows = [r for r in rows if r["tool"] == tool]
-        crossovers[tool] = crossover([r["cost_s"] for r in tool_rows],
-                                     [r.get("speedup") for r in tool_rows])
     section = Section(
-        name="overhead", question=QUESTION, rows=rows,
-        tables=_tables(rows, crossovers, workers),
+        name="overhead", question=QUESTION, rows=rows + tax_rows,
+        tables=_tables(rows, crossovers, workers) + serial_tax.tables(tax_rows, tax_extra,
+                                                                       crossovers, workers),
         extra={"workers": workers, "costs_s": COSTS_S, "serial_target_s": target,
                "spin_iterations_per_s": rate, "beats_margin": BEATS_MARGIN,
-               "crossover_s": crossovers, "labels": LABELS},
+               "crossover_s": crossovers, "labels": LABELS, "serial_tax": tax_extra},
         seconds=time.perf_counter() - started)
     section.reading = reading(section)
     return section
@@ -298,9 +305,18 @@ def _crossover_text(cost: float | None) -> str:
     return "never (up to 10 ms)" if cost is None else cost_text(cost)
 
 
+def crossover_rows(rows: list[dict]) -> list[dict]:
+    """The rows of the crossover tables (the issue #15 rows carry a ``"part"``)."""
+    return [r for r in rows if "part" not in r]
+
+
 def reading(section: Section) -> list[str]:
-    """Sentences computed from the rows and crossovers."""
-    rows = section.rows
+    """Sentences computed from the rows and crossovers, then the issue #15 goals."""
+    return _crossover_reading(section) + serial_tax.reading(section)
+
+
+def _crossover_reading(section: Section) -> list[str]:
+    rows = crossover_rows(section.rows)
     crossovers = section.extra.get("crossover_s", {})
     costs = sorted({r["cost_s"] for r in rows})
     if not costs:
@@ -354,3 +370,7 @@ def reading(section: Section) -> list[str]:
                    + ", ".join(f"{r['label']} at {cost_text(r['cost_s'])}" for r in wrong)
                    + ".")
     return out
+
+
+# Imported last: the second half of the section uses this module's helpers.
+from allcores.bench import serial_tax  # noqa: E402

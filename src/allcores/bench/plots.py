@@ -94,12 +94,14 @@ def overhead(section: Section, out_dir: str) -> str:
     plt = _pyplot()
     labels = section.extra.get("labels", {})
     crossovers = section.extra.get("crossover_s", {})
-    tools = list(dict.fromkeys(r["tool"] for r in section.rows))
+    # The crossover rows only (the issue #15 rows of the section carry a "part").
+    section_rows = [r for r in section.rows if "part" not in r]
+    tools = list(dict.fromkeys(r["tool"] for r in section_rows))
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
     markers = "os^vD<>px*"
     palette = plt.get_cmap("tab10")
     for i, tool in enumerate(tools):
-        rows = [r for r in section.rows
+        rows = [r for r in section_rows
                 if r["tool"] == tool and r.get("per_item_s") and r.get("correct")]
         if not rows:
             continue

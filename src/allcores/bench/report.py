@@ -172,12 +172,14 @@ def headline(document: dict) -> str:
     overhead = sections.get("overhead")
     if overhead and "crossover_s" in overhead:
         labels = overhead.get("labels", {})
-        costs = sorted({r["cost_s"] for r in overhead["rows"]})
+        # The crossover rows (the issue #15 rows carry a "part").
+        crossover_rows = [r for r in overhead["rows"] if "part" not in r]
+        costs = sorted({r["cost_s"] for r in crossover_rows})
         low, high = costs[0], costs[-1]
         out += [f"| tool ({workers} workers) | beats serial from | speedup at "
                 f"{cost_text(low)} per item | at {cost_text(high)} per item |",
                 "| --- | --- | --- | --- |"]
-        speed = {(r["tool"], r["cost_s"]): r.get("speedup") for r in overhead["rows"]}
+        speed = {(r["tool"], r["cost_s"]): r.get("speedup") for r in crossover_rows}
         for tool, cross in overhead["crossover_s"].items():
             beats = f"never (up to {cost_text(high)})" if cross is None else cost_text(cross)
             out.append(f"| {labels.get(tool, tool)} | {beats} | "
