@@ -16,6 +16,7 @@ import io
 import pickle
 import socket
 import struct
+import threading
 
 _LENGTH = struct.Struct("!Q")
 # How much one recv() may take at once: a few pipe buffers, so that a stream of small
@@ -64,40 +65,50 @@ def _receive_exactly(sock: socket.socket, count: int) -> bytes:
 
 class Channel:
     """The manager's end of one worker's socket: non-blocking, with a send buffer and a
-    receive buffer. Owned by the manager thread alone."""
+    receive buffer. The manager thread alone receives; sending (the send buffer) is
+    guarded by a lock of its own, as a caller's thread may send to an idle worker."""
 
     def __init__(self, sock: socket.socket):
         sock.setblocking(False)
         self.sock = sock
         self._inbox = bytearray()
         # Frames not yet written, as views: the unsent rest of the first one is a slice,
-        # never a copy (a chunk of a few MB leaves in many writes).
+        # never a copy (a chunk of a few MB leaves in many writes). Under _send_lock.
         self._outbox: collections.deque[memoryview] = collections.deque()
+        self._send_lock = threading.Lock()
+        # Bytes were left unsent when the last send or flush returned: a state that a
+        # thread may read without the lock (never the middle of another's send).
+        self.wants_to_write = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    @property
-    def wants_to_write(self) -> bool:
-        return bool(self._outbox)
-
     def send(self, message) -> None:
         """Queue ``message`` and write what the socket takes now; call :meth:`flush` when
         the socket is writable again. ``OSError`` if the worker's end is gone."""
-        self._outbox.append(memoryview(frame(message)))
-        self.flush()
+        data = memoryview(frame(message))
+        with self._send_lock:
+            self._outbox.append(data)
+            self._flush()
 
     def flush(self) -> None:
+        with self._send_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         outbox = self._outbox
-        while outbox:
-            try:
-                sent = self.sock.send(outbox[0])
-            except (BlockingIOError, InterruptedError):
-                return
-            if sent == len(outbox[0]):
-                outbox.popleft()
-            else:
-                outbox[0] = outbox[0][sent:]
+        try:
+            while outbox:
+                try:
+                    sent = self.sock.send(outbox[0])
+                except (BlockingIOError, InterruptedError):
+                    return
+                if sent == len(outbox[0]):
+                    outbox.popleft()
+                else:
+                    outbox[0] = outbox[0][sent:]
+        finally:
+            self.wants_to_write = bool(outbox)
 
     def receive(self) -> tuple[list, bool]:
         """The complete messages that arrived, and whether the worker's end is closed."""

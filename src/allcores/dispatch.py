@@ -23,7 +23,12 @@ Chunk sizes adapt to the work unless the caller fixes them (:class:`ChunkSizer`)
 finished chunk reports how long its items took where they ran and how many bytes they
 and their results took pickled; later chunks are cut to last about ``TARGET_CHUNK_S``
 within the byte and item caps; near the end of an input of known length they shrink so
-that the workers finish together.
+that the workers finish together, but not below what is worth dispatching
+(``WORTH_DISPATCH`` times the backend's ``chunk_overhead_s`` of work, at most a worker's
+even share). The first chunks of a map probe the cost with single items, unless the same
+function's last map on the same backend measured it: they then start from that cost,
+growing at most ``MAX_GROWTH``-fold, so that a small map repeated on a warm pool costs a
+round trip, not one per probe.
 
 When the caller stops early (``break``, ``close()``, an exception), queued chunks are
 cancelled; chunks already running finish in their worker and their results are dropped.
@@ -42,6 +47,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Callable, Iterable, Iterator
 
@@ -64,6 +70,11 @@ MAX_GROWTH = 16
 # items (guided self-scheduling): chunks shrink as the input runs out, and the last
 # ones are small enough for all workers to finish at about the same time.
 TAIL_SHARE = 2
+# A chunk is worth dispatching when its work takes at least this many times what
+# dispatching it costs (the backend's ``chunk_overhead_s``): near the end of an input the
+# tail rule shrinks chunks no further than that (dispatch stays under ~10%), except that a
+# chunk never asks for more than a worker's even share of the whole input.
+WORTH_DISPATCH = 10
 # The most items a chunk holds, however cheap: each item is a Python object in the
 # caller (an int alone takes 28 bytes and a list slot), and chunks of 500,000 made an
 # imap of 10^7 ints grow the caller by 150 MB. At 65,536 items a chunk of the cheapest
@@ -120,18 +131,38 @@ class ChunkSizer:
     seconds_per_item : float, optional
         A cost already measured (e.g. by ``allcores.plan``): the first chunks are then
         sized from it instead of probing.
+    overhead_s : float, optional
+        About what dispatching one chunk costs (the backend's ``chunk_overhead_s``; the
+        dispatcher fills it in when None): tail chunks keep at least WORTH_DISPATCH
+        times that much work. 0: the tail shrinks down to single items.
     """
 
     def __init__(self, workers: int, *, length: int | None = None, fixed: int | None = None,
-                 seconds_per_item: float | None = None):
+                 seconds_per_item: float | None = None, overhead_s: float | None = None):
         self.workers = workers
         self.length = length
         self.fixed = fixed
         self.seconds_per_item = seconds_per_item
+        self.overhead_s = overhead_s
         # Pickled bytes of an item and its result, once a chunk travelled (0 where
         # nothing is pickled: threads, serial).
         self.bytes_per_item: float | None = None
         self._largest_measured = None if seconds_per_item is None else float("inf")
+        self._measured = False  # observe() measured this input's cost (not a hint's)
+
+    def resume(self, seconds_per_item: float, bytes_per_item: float | None) -> None:
+        """Start from a cost measured by an earlier call of the same function: its first
+        chunks are sized from it instead of probing with single items, but grow at most
+        MAX_GROWTH-fold (a hint about other inputs, not a measure of these)."""
+        self.seconds_per_item = seconds_per_item
+        self.bytes_per_item = bytes_per_item
+        self._largest_measured = 1
+
+    def measured(self) -> tuple[float, float | None] | None:
+        """``(seconds_per_item, bytes_per_item)`` as measured on this input, if it was."""
+        if not self._measured:
+            return None
+        return self.seconds_per_item, self.bytes_per_item
 
     def size(self, items_cut: int) -> int:
         """The next chunk's size, given how many items were cut into chunks so far."""
@@ -147,7 +178,12 @@ class ChunkSizer:
             size = min(size, int(CHUNK_BYTES / self.bytes_per_item))
         if self.length is not None:
             remaining = self.length - items_cut
-            size = min(size, -(-remaining // (TAIL_SHARE * self.workers)))
+            share = -(-remaining // (TAIL_SHARE * self.workers))
+            if self.overhead_s and self.seconds_per_item is not None:
+                worth = WORTH_DISPATCH * self.overhead_s / max(self.seconds_per_item, 1e-9)
+                even_share = -(-self.length // self.workers)
+                share = max(share, min(int(worth) + 1, even_share))
+            size = min(size, share)
         return max(1, min(MAX_CHUNK_ITEMS, int(size)))
 
     def observe(self, items: int, seconds: float, nbytes: int = 0) -> None:
@@ -166,6 +202,7 @@ class ChunkSizer:
         else:
             self.seconds_per_item = 0.5 * self.seconds_per_item + 0.5 * cost
         self._largest_measured = max(self._largest_measured or 0, items)
+        self._measured = True
 
     def bytes_of(self, items: int) -> float:
         """The pickled bytes ``items`` items and their results are expected to take."""
@@ -271,6 +308,9 @@ class _Feeder:
         self._recorder = recorder
         self.cond = threading.Condition()
         self.in_flight: collections.OrderedDict[Future, Chunk] = collections.OrderedDict()
+        # Items of the chunks in in_flight (the byte bound is items x measured bytes per
+        # item: one number to keep, not a sum over the window at every check).
+        self.items_in_flight = 0
         self.handed_over: dict[Future, tuple[float, float]] = {}  # recording: submitted, queued
         self.done = False
         self.error: BaseException | None = None
@@ -295,14 +335,23 @@ class _Feeder:
 
     def has_room(self) -> bool:
         """(Under the lock.) Room in the window, in chunks and in bytes."""
-        if len(self.in_flight) >= self._window:
+        in_flight = len(self.in_flight)
+        if in_flight >= self._window:
             return False
-        sizer = self._chunks.sizer
-        held = sum(sizer.bytes_of(len(chunk.items)) for chunk in self.in_flight.values())
-        return not self.in_flight or held < self._budget
+        return not in_flight or (self._chunks.sizer.bytes_of(self.items_in_flight)
+                                 < self._budget)
+
+    def take(self, future: Future) -> tuple[Chunk, tuple[float, float] | None]:
+        """(Under the lock.) Take a finished chunk out of the window: the chunk, and
+        when it was handed over (recording) or None."""
+        chunk = self.in_flight.pop(future)
+        self.items_in_flight -= len(chunk.items)
+        handed = self.handed_over.pop(future, None) if self._recorder is not None else None
+        return chunk, handed
 
     def pump(self) -> None:
-        """In the caller's thread: read and submit while there is room."""
+        """In the caller's thread, when there is no feeder thread (nothing else touches
+        the feeder's state, so no lock is taken): read and submit while there is room."""
         while not self.done and self.has_room():
             self._feed_one()
 
@@ -371,11 +420,13 @@ class _Feeder:
             self._end(exc)
             return
         self.in_flight[future] = chunk
+        self.items_in_flight += len(chunk.items)
         if self._recorder is not None:
             self.handed_over[future] = (submitted, time.perf_counter())
 
     def _feed_one(self) -> None:
-        """(:meth:`pump`, the caller's thread.) Read one chunk and submit it."""
+        """(:meth:`pump`, the caller's thread, no feeder thread.) Read one chunk and
+        submit it."""
         submitted = time.perf_counter() if self._recorder is not None else 0.0
         try:
             chunk = next(self._chunks, None)
@@ -384,11 +435,10 @@ class _Feeder:
         except BaseException as exc:  # the input's: the caller's, after what it yielded
             self._end(exc)
             return
-        with self.cond:
-            if chunk is None:
-                self._end(None)
-            else:
-                self._submit(chunk, submitted)
+        if chunk is None:
+            self._end(None)
+        else:
+            self._submit(chunk, submitted)
 
     def _end(self, error: BaseException | None) -> None:
         """The feeding ended: the input ran out, or ``error`` (the first one is kept)."""
@@ -444,64 +494,127 @@ def run_chunks(
     ``recorder``, each chunk handed back is recorded (see ``allcores.timeline``);
     ``max_bytes`` bounds the pickled bytes in flight (default: default_max_bytes())."""
     prepared = backend.prepare(fn)
+    sizer = chunks.sizer
+    if sizer.overhead_s is None:
+        sizer.overhead_s = backend.chunk_overhead_s
+    if sizer.fixed is None and sizer.seconds_per_item is None:
+        cost = _recall_cost(backend, fn)
+        if cost is not None:
+            sizer.resume(*cost)
     feeder = _Feeder(
         backend, prepared, chunks, star, window=max(1, backend.window()),
         budget=default_max_bytes() if max_bytes is None else max_bytes, recorder=recorder,
         threaded=chunks.may_block and not backend.runs_chunks_in_submit)
-    sizer = chunks.sizer
     try:
-        while True:
-            if not feeder.threaded:
-                # A backend that runs chunks inside submit() (serial) gets here again only
-                # when the caller asks for more: it computes a chunk only then.
-                feeder.pump()
-            with feeder.cond:
-                if feeder.changed.done():
-                    feeder.changed = Future()
-                in_flight = feeder.in_flight
-                if ordered:
-                    head = next(iter(in_flight), None)
-                    finished = [head] if head is not None and head.done() else []
-                else:  # one at a time: the window refills only as results are taken
-                    finished = [next((f for f in in_flight if f.done()), None)]
-                    finished = [f for f in finished if f is not None]
-                taken = [(future, in_flight.pop(future)) for future in finished]
-                times = [feeder.handed_over.pop(future, None) for future in finished]
-                if taken:
-                    feeder.cond.notify_all()  # room again
-                waiting = ([] if taken else [head] if ordered and head is not None
-                           else list(in_flight))
-                finished_input = feeder.done and not in_flight
-                changed = feeder.changed
-            for (future, chunk), handed in zip(taken, times):
-                outcome, values = _outcome(chunk, future)
-                sizer.observe(len(chunk.items), outcome.seconds, outcome.nbytes)
-                if recorder is not None and handed is not None:
-                    submitted, queued = handed
-                    # A worker may start the chunk before submit() returns (or, serial,
-                    # run it inside submit): it was queued by then.
-                    recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
-                                 submitted, min(queued, outcome.started), outcome.started,
-                                 outcome.started + outcome.seconds, time.perf_counter(),
-                                 outcome.lost)
-                yield chunk, values
-            if taken:
-                continue
-            if finished_input:
-                break
-            # Nothing to hand back yet: wait for the head chunk (ordered) or any chunk,
-            # or for the feeder to submit one.
-            if feeder.threaded:
-                wait(waiting + [changed], feeder.stall_timeout(), return_when=FIRST_COMPLETED)
-                feeder.steal_stalled()
-            elif len(waiting) == 1:
-                _wait_for(waiting[0])  # the head: much cheaper than wait() on a list
-            else:
-                wait(waiting, return_when=FIRST_COMPLETED)
+        if feeder.threaded:
+            taken = _finished_chunks_threaded(feeder, ordered)
+        else:
+            taken = _finished_chunks_in_caller(feeder, ordered)
+        for future, chunk, handed in taken:
+            outcome, values = _outcome(chunk, future)
+            sizer.observe(len(chunk.items), outcome.seconds, outcome.nbytes)
+            if recorder is not None and handed is not None:
+                submitted, queued = handed
+                # A worker may start the chunk before submit() returns (or, serial, run
+                # it inside submit): it was queued by then.
+                recorder.add(chunk.first_item, len(chunk.items), outcome.worker,
+                             submitted, min(queued, outcome.started), outcome.started,
+                             outcome.started + outcome.seconds, time.perf_counter(),
+                             outcome.lost)
+            yield chunk, values
     finally:
         feeder.stop()
         with feeder.cond:
             for future in feeder.in_flight:
                 future.cancel()
+        measured = sizer.measured()
+        if measured is not None:
+            _remember_cost(backend, fn, measured)
     if feeder.error is not None:
         raise feeder.error
+
+
+# What each backend's maps measured, per function: the cost per item and the pickled bytes
+# per item that a function's last map on that backend ended with. A later map of the same
+# function starts from them (ChunkSizer.resume) instead of probing with single items, so a
+# small map repeated on a warm pool costs a round trip or two, not one per probe.
+# Entries go with the backend or the function (weak keys on both levels).
+_measured_costs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_measured_costs_lock = threading.Lock()
+
+
+def _recall_cost(backend: Backend, fn) -> tuple[float, float | None] | None:
+    """What the last map of ``fn`` on ``backend`` measured, if anything. A function that
+    cannot be a key (unhashable, no weak reference to it: a method-wrapper, say; a
+    ``__hash__`` or ``__eq__`` that raises) is probed every time."""
+    try:
+        with _measured_costs_lock:
+            costs = _measured_costs.get(backend)
+            return None if costs is None else costs.get(fn)
+    except Exception:
+        return None
+
+
+def _remember_cost(backend: Backend, fn, cost: tuple[float, float | None]) -> None:
+    try:
+        with _measured_costs_lock:
+            costs = _measured_costs.get(backend)
+            if costs is None:
+                costs = _measured_costs[backend] = weakref.WeakKeyDictionary()
+            costs[fn] = cost
+    except Exception:
+        pass  # not a key (see _recall_cost): nothing remembered
+
+
+def _finished_chunks_in_caller(feeder: _Feeder, ordered: bool):
+    """Without a feeder thread (a list, tuple or range input; a backend that runs
+    chunks in submit): fill the window, then take the next finished chunk (the head,
+    ``ordered``), waiting for it only when none is finished. Yields ``(future, chunk,
+    handed)`` out of the window; the caller's thread alone touches the feeder."""
+    in_flight = feeder.in_flight
+    while True:
+        # A backend that runs chunks inside submit() (serial) gets here again only when
+        # the caller asks for more: it computes a chunk only then.
+        feeder.pump()
+        if not in_flight:
+            return  # pump() stops with room in the window only once the input ran out
+        if ordered:
+            finished = next(iter(in_flight))
+            if not finished.done():
+                _wait_for(finished)  # the head: much cheaper than wait() on a list
+        else:  # one at a time: the window refills only as results are taken
+            finished = next((f for f in in_flight if f.done()), None)
+            if finished is None:
+                wait(list(in_flight), return_when=FIRST_COMPLETED)
+                continue
+        yield (finished, *feeder.take(finished))
+
+
+def _finished_chunks_threaded(feeder: _Feeder, ordered: bool):
+    """With a feeder thread (an iterator input): as above, but the window and the
+    feeding's end are shared with the feeder under its lock; while nothing is finished,
+    wait for a chunk, for the feeder to submit one, or for a read to stall."""
+    while True:
+        with feeder.cond:
+            if feeder.changed.done():
+                feeder.changed = Future()
+            in_flight = feeder.in_flight
+            if ordered:
+                head = next(iter(in_flight), None)
+                finished = head if head is not None and head.done() else None
+            else:  # one at a time: the window refills only as results are taken
+                finished = next((f for f in in_flight if f.done()), None)
+            if finished is not None:
+                taken = (finished, *feeder.take(finished))
+                feeder.cond.notify_all()  # room again
+            else:
+                waiting = [head] if ordered and head is not None else list(in_flight)
+                finished_input = feeder.done and not in_flight
+                changed = feeder.changed
+        if finished is not None:
+            yield taken
+            continue
+        if finished_input:
+            return
+        wait(waiting + [changed], feeder.stall_timeout(), return_when=FIRST_COMPLETED)
+        feeder.steal_stalled()

@@ -39,13 +39,16 @@ class Backend(abc.ABC):
     ``runs_in_caller_process`` (no pickling: threads or the caller itself),
     ``supports_timeout`` (a running chunk can be stopped from outside) and
     ``runs_chunks_in_submit`` (``submit`` itself runs the chunk: the dispatcher then
-    submits the next chunk only when the caller asks for more).
+    submits the next chunk only when the caller asks for more). ``chunk_overhead_s``
+    says about what handing one chunk to a worker and its results back costs (0:
+    nothing worth counting); the dispatcher keeps chunks well above it.
     """
 
     name: ClassVar[str]
     runs_in_caller_process: ClassVar[bool]
     supports_timeout: ClassVar[bool]
     runs_chunks_in_submit: ClassVar[bool] = False
+    chunk_overhead_s: ClassVar[float] = 0.0
     # Keyword arguments the constructor takes besides ``workers`` (Pool passes these).
     option_names: ClassVar[tuple[str, ...]] = ("initializer", "initargs")
 

@@ -4,24 +4,38 @@ Data flow (who owns what)::
 
     caller thread(s)                 manager thread (one per backend)       worker processes
     ----------------                 --------------------------------       ----------------
-    submit() --pickle items-->       _queue: deque[_Job] (under _lock)
-              --append, wake--->     select(wake-up pipe, sockets, exits, deadline)
-                                     an idle, ready worker gets the  ====> recv RunChunk
-                                       next job (bytes queued on its         run fn on items
+    submit() --pickle items-->       _idle: workers with nothing to do,
+      a worker idles: hand the         published under _lock
+        job to it (under _lock) =========================================> recv RunChunk
+      else: append to _queue -->     _queue: deque[_Job] (under _lock)        run fn on items
+                                     select(wake-up pipe, sockets, exits, deadline)
+                                     a worker that replies gets the  ====> recv RunChunk
+                                       next job (bytes queued on its
                                        Channel, written as it drains)
     future.result() <--set-------    ChunkDone / ChunkFailed          <==== send the reply
       (results still pickled: the    (read as bytes arrive; a partial
-      caller's thread unpickles)      message waits for the rest)
+      caller's thread unpickles)      message waits for the rest; settled
+                                      once its worker has its next job)
                                      a worker exited (pidfd/sentinel) -> note the lost run;
                                         requeue its job (retries) or fail it
                                         with WorkerCrashedError; start a new worker
                                      deadline passed: kill the worker ->
                                         ChunkTimeoutError; start a new worker
 
-- The manager thread alone touches workers, sockets and the results of futures. Callers
-  only append to ``_queue`` and set ``_stop_request``, under ``_lock``, and wake the
-  manager through a non-blocking pipe (a full pipe means a wake-up is pending already,
-  so a Ctrl-C between two statements can never lose one). The manager starts every
+- The manager thread owns the workers, reads their sockets and settles the futures.
+  Callers touch, under ``_lock``, only ``_queue``, ``_stop_request``, ``_spoiled`` and
+  the workers listed in ``_idle``: a worker there is ready, has no job and nothing
+  unsent. A caller that takes one out of the list makes its job the worker's under the
+  lock (``_commit``), then sends it (a channel's sending side has a lock of its own):
+  one thread switch and one wake-up fewer than through the manager, which learns of
+  the job from its reply. The manager publishes ``_idle`` in the same critical section
+  in which it empties ``_queue``, and takes a worker out of it before acting on it (its
+  exit, a closed socket): a job is either handed to an idle worker or queued while none
+  idles, never both, never neither. A caller interrupted half-way through a hand-off
+  (Ctrl-C) lists the worker in ``_spoiled``: the manager replaces it, since what it was
+  sent and what the manager knows may differ. Callers wake the manager (a hand-off
+  that left bytes unsent or set a deadline, a stop request) through a non-blocking
+  pipe (a full pipe means a wake-up is pending already). The manager starts every
   worker itself and lives as long as the backend (on Linux a fork child's death signal
   follows the thread that forked it).
 - The pool's state is its :class:`~allcores._lifecycle.Lifecycle`, shared with the
@@ -36,8 +50,11 @@ Data flow (who owns what)::
   guarded (``allcores._futures``).
 - A worker holds one chunk at a time. The manager thus knows which chunk a dead worker
   was running, and never leaves a chunk queued behind a slow one while another worker
-  idles. (Sending the next chunk ahead would save one round trip per chunk, about 5 us
-  here: measured, it was not worth that.)
+  idles; a queued chunk stays cancellable until a worker takes it. (Sending the next
+  chunk ahead would save a round trip per chunk, but a chunk already in a worker's
+  socket can neither be cancelled nor moved to a worker that idles.) When a reply
+  arrives, the worker gets its next job before the reply's future is settled: a caller
+  woken first would hold the GIL while the worker waits.
 - Deaths are seen at once, however the worker died: the manager waits on a pidfd per
   worker where the kernel has them (Linux), which fires when the process exits even if
   a child it forked still holds its socket and its multiprocessing sentinel; elsewhere
@@ -51,12 +68,14 @@ import hashlib
 import itertools
 import multiprocessing
 import os
+import pickle
 import selectors
 import signal
 import socket
 import sys
 import threading
 import time
+import types
 from concurrent.futures import Future
 
 import cloudpickle
@@ -265,6 +284,50 @@ class _PreparedFunction:
         self.fn_id = hashlib.blake2b(self.payload, digest_size=16).digest()
 
 
+# Functions that travel by reference (a function of an importable module, a builtin: the
+# pickle only names it) are prepared once: cloudpickle takes ~20 us for a function even
+# when all it writes is its name. Keyed by that name as plain pickle writes it; only
+# where cloudpickle wrote exactly the same bytes. A function pickled by value (one from
+# __main__, a closure, a lambda) is pickled anew for every map: what it captures (its
+# globals, its cells) may have changed since.
+_BY_REFERENCE_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+_BY_REFERENCE_MAX_BYTES = 512
+_BY_REFERENCE_CACHE_SIZE = 256
+_prepared_by_reference: dict[bytes, _PreparedFunction] = {}
+
+
+def prepare_function(fn) -> _PreparedFunction:
+    """``fn`` pickled for the workers (see _PreparedFunction), once if it travels by
+    reference."""
+    name = None
+    if type(fn) in _BY_REFERENCE_TYPES and getattr(fn, "__module__", None) not in (
+            None, "__main__") and not _pickled_by_value(fn.__module__):
+        try:  # a plain function pickles by name: no user code runs
+            name = pickle.dumps(fn, PICKLE_PROTOCOL)
+        except Exception:
+            name = None
+        if name is not None and len(name) <= _BY_REFERENCE_MAX_BYTES:
+            prepared = _prepared_by_reference.get(name)
+            if prepared is not None:
+                return prepared
+    prepared = _PreparedFunction(fn)
+    if name is not None and prepared.payload == name:
+        if len(_prepared_by_reference) >= _BY_REFERENCE_CACHE_SIZE:
+            _prepared_by_reference.clear()
+        _prepared_by_reference[name] = prepared
+    return prepared
+
+
+def _pickled_by_value(module: str) -> bool:
+    """Whether cloudpickle was told to pickle ``module`` (or a package above it) by
+    value (``cloudpickle.register_pickle_by_value``)."""
+    registered = cloudpickle.list_registry_pickle_by_value()
+    if not registered:
+        return False
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in registered for i in range(1, len(parts) + 1))
+
+
 class _ReadyWatch:
     """Which sockets, exit watches and pipes are ready. On POSIX one selector lives as
     long as the backend (registering everything anew each round would cost more than
@@ -321,6 +384,9 @@ class ProcessBackend(Backend):
     name = "process"
     runs_in_caller_process = False
     supports_timeout = True
+    # A round trip to a worker: pickling, two socket hops, the manager's and the
+    # caller's wake-ups (0.1-0.3 ms measured on a 2-core machine).
+    chunk_overhead_s = 1e-4
     option_names = ("start_method", "initializer", "initargs", "retries", "timeout")
 
     def __init__(self, workers: int, *, lifecycle: Lifecycle, start_method: str,
@@ -350,10 +416,11 @@ class ProcessBackend(Backend):
         # None, "drain" (finish the queued work, then stop) or "now".
         self._stop_request: str | None = None                        # under _lock
         self._stopped = False                                        # under _lock
-        # Whether a queued job could start at once (some ready worker has nothing to do);
-        # if not, the manager will look at the queue anyway when the next reply arrives,
-        # and callers need not wake it.
-        self._worker_idle = False                                    # under _lock
+        # Ready workers with no job and nothing unsent, e.g. [<_WorkerHandle>]: a caller
+        # may take one out and hand it a job itself. Empty while _queue is not.
+        self._idle: list[_WorkerHandle] = []                         # under _lock
+        # Workers whose hand-off a caller left half-done (Ctrl-C): replaced by the manager.
+        self._spoiled: list[_WorkerHandle] = []                      # under _lock
         self._wakeup_reader, self._wakeup_writer = os.pipe()
         os.set_blocking(self._wakeup_reader, False)
         os.set_blocking(self._wakeup_writer, False)
@@ -363,6 +430,10 @@ class ProcessBackend(Backend):
 
         # Manager thread only:
         self._handles: list[_WorkerHandle] = []
+        # Outcomes read this round, settled once the workers that sent them have their
+        # next chunk (callers woken first would hold the GIL while the workers idle):
+        # (future, ChunkResult or None, error or None).
+        self._replied: list[tuple[Future, ChunkResult | None, BaseException | None]] = []
         self._watch = _ReadyWatch()
         self._start_failures = 0
         self._thread = threading.Thread(target=self._manage, name="allcores-manager",
@@ -372,7 +443,7 @@ class ProcessBackend(Backend):
     # --- called by callers --------------------------------------------------------------
 
     def prepare(self, fn) -> _PreparedFunction:
-        return _PreparedFunction(fn)
+        return prepare_function(fn)
 
     def submit(self, prepared_fn: _PreparedFunction, chunk: Chunk, star: bool) -> Future:
         self._lifecycle.check(new_call=False)
@@ -384,14 +455,36 @@ class ProcessBackend(Backend):
             raise
         job = _Job(next(self._chunk_ids), prepared_fn.fn_id, prepared_fn.payload,
                    items_payload, star, chunk)
-        with self._lock:
-            if self._stopped:
-                raise (self._lifecycle.refusal(new_call=False)
-                       or PoolClosedError("the pool's workers have stopped"))
-            self._queue.append(job)
-            if self._worker_idle:
-                self._wake()
+        handle = None
+        try:
+            with self._lock:
+                if self._stopped:
+                    raise (self._lifecycle.refusal(new_call=False)
+                           or PoolClosedError("the pool's workers have stopped"))
+                if not self._idle:  # every worker busy (or starting): the next free one
+                    self._queue.append(job)
+                    return job.future
+                handle = self._idle.pop()
+                job.started = job.future.set_running_or_notify_cancel()  # new: not cancelled
+                task = self._commit(handle, job)
+            # A worker idles: hand it the job from here, not through the manager.
+            sent = self._send(handle, task)
+            if not sent or handle.channel.wants_to_write or self.timeout is not None:
+                self._wake()  # a broken socket, bytes left to write, a deadline to watch
+        except BaseException:
+            if handle is not None:  # interrupted half-way (Ctrl-C): see _spoil
+                self._spoil(handle)
+            raise
         return job.future
+
+    def _spoil(self, handle: _WorkerHandle) -> None:
+        """A caller was interrupted handing ``handle`` a job: the worker may have got a
+        frame the manager does not know of, or none for the job the manager thinks it
+        runs. The manager replaces it (see _replace_spoiled)."""
+        with self._lock:
+            handle.doomed = True
+            self._spoiled.append(handle)
+        self._wake()
 
     def shutdown(self, *, wait: bool) -> None:
         with self._lock:
@@ -429,7 +522,9 @@ class ProcessBackend(Backend):
             self._break(exc)
             raise
         finally:
+            self._settle_replied()
             with self._lock:
+                self._idle = []  # no caller hands anything to a worker from now on
                 gently = self._stop_request == "drain"
             self._stop_workers(gently=gently and self._lifecycle.state is not State.BROKEN)
             with self._lock:  # from now on submit() refuses instead of queueing
@@ -447,25 +542,32 @@ class ProcessBackend(Backend):
 
     def _step(self) -> bool:
         """One round of the manager loop; False once the backend is to stop."""
+        state = self._lifecycle.state
         with self._lock:
             stop = self._stop_request
-        state = self._lifecycle.state
-        if stop == "now" or state is State.TERMINATED or state is State.BROKEN:
+            ending = stop == "now" or state is State.TERMINATED or state is State.BROKEN
+            if not ending:
+                spoiled, self._spoiled = self._spoiled, []
+                # Assigned and published together, so that a job submitted from now on
+                # is either handed to a worker listed idle or queued while none is.
+                assigned = self._assign_jobs()
+                finished = stop == "drain" and not self._queue and all(
+                    h.job is None for h in self._handles)
+                if finished:
+                    self._idle = []  # the workers stop: nothing more is handed to them
+                unflushed = [h for h in self._handles
+                             if not h.hung_up and h.channel.wants_to_write]
+        if ending:
             self._fail_everything(self._lifecycle.refusal(new_call=False)
                                   or PoolClosedError("the pool was terminated"))
             return False
-        self._assign_jobs()
-        with self._lock:
-            # Published together with the queue check, so that a job appended from now on
-            # either sees an idle worker and wakes us, or finds every worker busy.
-            self._worker_idle = any(h.can_take_work for h in self._handles)
-            more_to_assign = self._worker_idle and bool(self._queue)
-            finished = stop == "drain" and not self._queue and all(
-                h.job is None for h in self._handles)
+        self._send_assigned(assigned)
+        for handle in spoiled:
+            self._replace_spoiled(handle)
+        for handle in unflushed:  # a caller's hand-off left bytes: write when there is room
+            self._watch.set(handle.channel, write=True)
         if finished:
             return False
-        if more_to_assign:
-            return True
 
         readable, writable = self._watch.wait(self._seconds_to_wait())
         if self._wakeup_reader in readable:
@@ -483,8 +585,21 @@ class ProcessBackend(Backend):
             if handle in self._handles and (handle.channel in writable
                                             or not self._watch.watches_writes):
                 self._write(handle)
-        self._enforce_deadlines()
+        if self._replied:
+            try:
+                with self._lock:  # the workers that replied get their next job first
+                    assigned = self._assign_jobs()
+                self._send_assigned(assigned)
+            finally:
+                self._settle_replied()
+        if self.timeout is not None:
+            self._enforce_deadlines()
         return True
+
+    def _settle_replied(self) -> None:
+        replied, self._replied = self._replied, []
+        for future, result, error in replied:
+            settle(future, result=result, error=error)
 
     def _add_worker(self) -> None:
         """Start one worker. A refusal may pass (a fork server that is restarting, a
@@ -526,44 +641,78 @@ class ProcessBackend(Backend):
         self._watch.set(handle.exit_watch)
 
     def _next_job(self) -> _Job | None:
-        with self._lock:
-            while self._queue:
-                job = self._queue.popleft()
-                if job.started or job.future.set_running_or_notify_cancel():
-                    job.started = True
-                    return job
-                # cancelled while queued: drop it
+        """(Under ``_lock``.) The next queued job not cancelled, marked running."""
+        while self._queue:
+            job = self._queue.popleft()
+            if job.started or job.future.set_running_or_notify_cancel():
+                job.started = True
+                return job
+            # cancelled while queued: drop it
         return None
 
-    def _assign_jobs(self) -> None:
+    def _assign_jobs(self) -> list[tuple[_WorkerHandle, msg.RunChunk]]:
+        """(Under ``_lock``.) Give queued jobs to the workers that can take one, and list
+        the ones left idle in ``_idle``. Returns what to send to whom: call
+        :meth:`_send_assigned` once the lock is released."""
+        idle, assigned = [], []
         for handle in self._handles:
             if not handle.can_take_work:
                 continue
             job = self._next_job()
             if job is None:
-                return
-            send_function = job.fn_id not in handle.functions
-            task = msg.RunChunk(job.chunk_id, job.fn_id,
-                                job.fn_payload if send_function else None,
-                                job.items_payload, job.star)
-            handle.functions.use(job.fn_id)
-            handle.job = job
-            job.attempts += 1
-            job.sent_at = time.perf_counter()
-            if self.timeout is not None:
-                handle.deadline = time.monotonic() + self.timeout
-            self._write(handle, task)
+                idle.append(handle)
+            else:
+                assigned.append((handle, self._commit(handle, job)))
+        self._idle = idle
+        return assigned
 
-    def _write(self, handle: _WorkerHandle, message=None) -> None:
-        """Send ``message`` (None: what is still queued) as far as the socket takes it;
+    def _send_assigned(self, assigned: list[tuple[_WorkerHandle, msg.RunChunk]]) -> None:
+        for handle, task in assigned:
+            if self._send(handle, task):
+                self._watch.set(handle.channel, write=handle.channel.wants_to_write)
+            else:
+                self._hang_up(handle)  # its exit, seen next, accounts for its job
+
+    def _commit(self, handle: _WorkerHandle, job: _Job) -> msg.RunChunk:
+        """(Under ``_lock``, ``handle`` idle and out of ``_idle``: the manager, or a caller
+        handing off.) Make ``job`` the worker's; return the message that sends it. From
+        here only the thread that committed it sends to the worker, until it is sent."""
+        send_function = job.fn_id not in handle.functions
+        handle.functions.use(job.fn_id)
+        job.attempts += 1
+        job.sent_at = time.perf_counter()
+        if self.timeout is not None:
+            handle.deadline = time.monotonic() + self.timeout
+        handle.job = job
+        return msg.RunChunk(job.chunk_id, job.fn_id, job.fn_payload if send_function else None,
+                            job.items_payload, job.star)
+
+    @staticmethod
+    def _send(handle: _WorkerHandle, task: msg.RunChunk) -> bool:
+        """Send ``task`` as far as the worker's socket takes it now; False if the socket
+        broke (the worker is dying: its exit accounts for its job)."""
+        try:
+            handle.channel.send(task)
+        except OSError:
+            return False
+        return True
+
+    def _replace_spoiled(self, handle: _WorkerHandle) -> None:
+        """A caller was interrupted handing ``handle`` a job: kill the worker (its exit,
+        a death on purpose, starts a replacement) and fail the job, which nobody awaits:
+        the interrupted submit() never returned its future."""
+        job, handle.job, handle.deadline = handle.job, None, None
+        handle.kill()
+        if job is not None:
+            settle(job.future, error=PoolClosedError("interrupted while being submitted"))
+
+    def _write(self, handle: _WorkerHandle) -> None:
+        """Write what is still queued for ``handle`` as far as the socket takes it;
         watch the socket for room if some is left."""
         if handle.hung_up:
             return
         try:
-            if message is None:
-                handle.channel.flush()
-            else:
-                handle.channel.send(message)
+            handle.channel.flush()
         except OSError:
             self._hang_up(handle)  # its exit, seen next, accounts for its job
             return
@@ -580,7 +729,10 @@ class ProcessBackend(Backend):
         """Its socket closed or broke: a live worker never does that, so it is dying.
         Make sure it dies; its exit (watched) then accounts for its job."""
         if not handle.hung_up:
-            handle.hung_up = True
+            with self._lock:
+                handle.hung_up = True
+                if handle in self._idle:
+                    self._idle.remove(handle)
             self._watch.remove(handle.channel)
             handle.kill()
 
@@ -593,18 +745,24 @@ class ProcessBackend(Backend):
             error.__cause__ = unpack_exception(reply.error)
             self._break(error)
         elif isinstance(reply, (msg.ChunkDone, msg.ChunkFailed)):
-            job, handle.job, handle.deadline = handle.job, None, None
-            if job is None or job.chunk_id != reply.chunk_id or job.future.done():
+            job = handle.job
+            if job is None or job.chunk_id != reply.chunk_id:
                 return  # a late reply for a chunk that already failed (timed out)
+            handle.job, handle.deadline = None, None
+            if job.future.done():
+                return
             if isinstance(reply, msg.ChunkDone):
-                settle(job.future, result=ChunkResult(
+                self._replied.append((job.future, ChunkResult(
                     None, reply.seconds, reply.started, handle.label, job.lost,
-                    reply.results_payload, len(job.items_payload)))
+                    reply.results_payload, len(job.items_payload)), None))
             else:
-                settle(job.future, error=ChunkError.from_reply(reply))
+                self._replied.append((job.future, None, ChunkError.from_reply(reply)))
 
     def _on_exit(self, handle: _WorkerHandle) -> None:
         """The worker's process ended: account for its chunk, and replace it."""
+        with self._lock:  # from now on no caller hands it anything
+            if handle in self._idle:
+                self._idle.remove(handle)
         if not handle.hung_up and not handle.doomed:
             self._receive(handle)  # replies it sent just before dying still count
         exitcode = handle.process.exitcode
@@ -648,8 +806,10 @@ class ProcessBackend(Backend):
         self._handles.remove(handle)
 
     def _seconds_to_wait(self) -> float | None:
-        deadlines = [h.deadline for h in self._handles if h.deadline is not None]
-        wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        wait = None
+        if self.timeout is not None:
+            deadlines = [h.deadline for h in self._handles if h.deadline is not None]
+            wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
         if not self._watch.watches_writes and any(h.channel.wants_to_write
                                                   for h in self._handles):
             wait = WRITE_RETRY_S if wait is None else min(wait, WRITE_RETRY_S)
@@ -677,6 +837,7 @@ class ProcessBackend(Backend):
         with self._lock:
             jobs = list(self._queue)
             self._queue.clear()
+            self._idle = []  # no caller hands anything to a worker from now on
         for handle in self._handles:
             if handle.job is not None:
                 jobs.append(handle.job)
