@@ -33,6 +33,7 @@ from _support import pid_gone, run_in_thread, wait_until
 import allcores
 from allcores import _messages as msg
 from allcores import dispatch
+from allcores._memory import memory
 from allcores._channel import Channel, frame
 from allcores._execute import ChunkResult
 from allcores.backends import process as process_backend
@@ -107,6 +108,17 @@ def test_the_floor_never_asks_more_of_a_chunk_than_a_workers_share():
     assert cut(costly, 10) == [1] * 10  # costly: single items balance best
 
 
+@pytest.fixture(autouse=True)
+def nothing_remembered():
+    memory.forget()
+    yield
+    memory.forget()
+
+
+class _OtherSizesBackend(_SizesBackend):
+    name = "other sizes"
+
+
 def test_a_repeated_map_starts_from_the_cost_measured_last_time():
     backend = _SizesBackend()
     assert run_map(backend, w.square, list(range(10))) == [x * x for x in range(10)]
@@ -114,11 +126,11 @@ def test_a_repeated_map_starts_from_the_cost_measured_last_time():
     backend.sizes.clear()
     assert run_map(backend, w.square, list(range(10))) == [x * x for x in range(10)]
     assert backend.sizes == [5, 5]  # the second starts from the measured cost
-    # another function is probed; so is the same one on another backend
+    # another function is probed; so is the same one on another kind of backend
     backend.sizes.clear()
     run_map(backend, w.identity, range(10))
     assert backend.sizes[0] == 1
-    other = _SizesBackend()
+    other = _OtherSizesBackend()
     run_map(other, w.square, range(10))
     assert other.sizes[0] == 1
     # an explicit chunksize is honoured whatever was measured
@@ -152,18 +164,21 @@ def test_a_small_map_repeated_on_a_warm_pool_takes_one_chunk_per_worker(backend)
                 assert sum(sizes) == 10 and len(sizes) <= 10
 
 
-def test_functions_that_cannot_be_remembered_are_probed_every_time():
+def test_functions_are_remembered_by_identity_whatever_they_are():
     backend = _SizesBackend()
-    add_ten = (10).__add__  # a method-wrapper takes no weak reference
-    for _ in range(2):
+    add_ten = (10).__add__  # takes no weak reference: held (the memory is bounded)
+    unhashable = _Unhashable()  # never hashed: known by identity
+    items = list(range(10))
+    for fn, expected in [(add_ten, [x + 10 for x in items]), (unhashable, items)]:
         backend.sizes.clear()
-        assert run_map(backend, add_ten, [1, 2, 3]) == [11, 12, 13]
+        assert run_map(backend, fn, items) == expected
         assert backend.sizes[0] == 1
-    unhashable = _Unhashable()
-    for _ in range(2):
         backend.sizes.clear()
-        assert run_map(backend, unhashable, [1, 2]) == [1, 2]
-        assert backend.sizes[0] == 1
+        assert run_map(backend, fn, items) == expected
+        assert backend.sizes[0] > 1
+    backend.sizes.clear()
+    run_map(backend, (10).__add__, items)  # a new object: a new function to it
+    assert backend.sizes[0] == 1
 
 
 class _Unhashable:

@@ -42,8 +42,21 @@ class Measured:
             newer.at)
 
 
+@dataclasses.dataclass
+class _Entry:
+    refs: tuple                      # what must still be alive for the entry to hold
+    measured: Measured | None = None  # the planner's figures
+    decisions: dict = dataclasses.field(default_factory=dict)    # workers -> backend
+    # backend name -> (seconds per item, pickled bytes per item or None, when measured):
+    # what that backend's last map of the function ended with (the dispatcher's sizes).
+    chunk_costs: dict = dataclasses.field(default_factory=dict)
+
+
 class Memory:
-    """Measured costs per function, for ``MEMORY_S`` seconds, at most ``MEMORY_SIZE``.
+    """Measured costs per function, for ``MEMORY_S`` seconds, at most ``MEMORY_SIZE``
+    functions: the planner's figures (:class:`Measured`, and the backend it chose) and
+    the dispatcher's (what each backend's last map measured, which sizes the next map's
+    first chunks: ``allcores.dispatch.ChunkSizer.resume``).
 
     A function is known by identity (a bound method by its function and instance),
     through weak references where it takes them, so that remembering it neither keeps
@@ -51,8 +64,8 @@ class Memory:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # key -> (references that must still be alive, Measured, {workers: backend})
-        self._entries: collections.OrderedDict = collections.OrderedDict()
+        # id of each part of the function -> _Entry; least recently used first.
+        self._entries: collections.OrderedDict[tuple, _Entry] = collections.OrderedDict()
 
     @staticmethod
     def _parts(fn: Callable) -> tuple:
@@ -76,43 +89,61 @@ class Memory:
                 return False
         return True
 
-    def recall(self, fn: Callable, workers: int) -> tuple[Measured | None, str | None]:
-        """What was measured of ``fn`` (None if nothing fresh), and the backend last
-        chosen for it with this many workers."""
-        key = tuple(map(id, self._parts(fn)))
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None, None
-            refs, measured, decisions = entry
-            if not self._alive(refs, key) or time.monotonic() - measured.at > MEMORY_S:
-                del self._entries[key]
-                return None, None
-            self._entries.move_to_end(key)
-            return measured, decisions.get(workers)
-
-    def remember(self, fn: Callable, workers: int, measured: Measured | None,
-                 backend: str | None) -> None:
+    def _entry(self, fn: Callable, *, create: bool) -> _Entry | None:
+        """``fn``'s entry (under _lock), made most recently used; a new one if
+        ``create``. An entry whose function is gone (its id reused) is dropped."""
         parts = self._parts(fn)
         key = tuple(map(id, parts))
-        with self._lock:
-            entry = self._entries.pop(key, None)
-            decisions: dict = {}
-            alive = entry is not None and self._alive(entry[0], key)
-            if alive:
-                if measured is None:
-                    measured = entry[1]
-                elif measured is not entry[1]:
-                    measured = entry[1].merged(measured)
-                decisions = entry[2]
-            if measured is None:
-                return
-            if backend is not None:
-                decisions[workers] = backend
-            refs = entry[0] if alive else self._references(parts)
-            self._entries[key] = (refs, measured, decisions)
+        entry = self._entries.get(key)
+        if entry is not None and not self._alive(entry.refs, key):
+            del self._entries[key]
+            entry = None
+        if entry is None:
+            if not create:
+                return None
+            entry = self._entries[key] = _Entry(self._references(parts))
             while len(self._entries) > MEMORY_SIZE:
                 self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        return entry
+
+    def recall(self, fn: Callable, workers: int) -> tuple[Measured | None, str | None]:
+        """What the planner measured of ``fn`` (None if nothing fresh), and the backend
+        it last chose for it with this many workers."""
+        with self._lock:
+            entry = self._entry(fn, create=False)
+            if entry is None or entry.measured is None:
+                return None, None
+            if time.monotonic() - entry.measured.at > MEMORY_S:
+                entry.measured, entry.decisions = None, {}
+                return None, None
+            return entry.measured, entry.decisions.get(workers)
+
+    def remember(self, fn: Callable, workers: int, measured: Measured,
+                 backend: str | None) -> None:
+        """The planner's figures for ``fn``, and its decision (None: none was made)."""
+        with self._lock:
+            entry = self._entry(fn, create=True)
+            if entry.measured is not None and measured is not entry.measured:
+                measured = entry.measured.merged(measured)
+            entry.measured = measured
+            if backend is not None:
+                entry.decisions[workers] = backend
+
+    def chunk_cost(self, fn: Callable, backend: str) -> tuple[float, float | None] | None:
+        """(seconds, pickled bytes or None) per item that the last map of ``fn`` on a
+        ``backend`` pool measured, if fresh."""
+        with self._lock:
+            entry = self._entry(fn, create=False)
+            cost = None if entry is None else entry.chunk_costs.get(backend)
+            if cost is None or time.monotonic() - cost[2] > MEMORY_S:
+                return None
+            return cost[0], cost[1]
+
+    def remember_chunk_cost(self, fn: Callable, backend: str,
+                            cost: tuple[float, float | None]) -> None:
+        with self._lock:
+            self._entry(fn, create=True).chunk_costs[backend] = (*cost, time.monotonic())
 
     def forget(self) -> None:
         with self._lock:

@@ -47,11 +47,11 @@ import itertools
 import os
 import threading
 import time
-import weakref
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from typing import Any, Callable, Iterable, Iterator
 
 from allcores._execute import ChunkError, chunk_values
+from allcores._memory import memory
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import PoolClosedError
 from allcores.timeline import CallRecorder
@@ -498,7 +498,9 @@ def run_chunks(
     if sizer.overhead_s is None:
         sizer.overhead_s = backend.chunk_overhead_s
     if sizer.fixed is None and sizer.seconds_per_item is None:
-        cost = _recall_cost(backend, fn)
+        # What the last map of fn on such a backend ended with: the first chunks start
+        # from it instead of probing with single items (allcores._memory).
+        cost = memory.chunk_cost(fn, backend.name)
         if cost is not None:
             sizer.resume(*cost)
     feeder = _Feeder(
@@ -529,41 +531,9 @@ def run_chunks(
                 future.cancel()
         measured = sizer.measured()
         if measured is not None:
-            _remember_cost(backend, fn, measured)
+            memory.remember_chunk_cost(fn, backend.name, measured)
     if feeder.error is not None:
         raise feeder.error
-
-
-# What each backend's maps measured, per function: the cost per item and the pickled bytes
-# per item that a function's last map on that backend ended with. A later map of the same
-# function starts from them (ChunkSizer.resume) instead of probing with single items, so a
-# small map repeated on a warm pool costs a round trip or two, not one per probe.
-# Entries go with the backend or the function (weak keys on both levels).
-_measured_costs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_measured_costs_lock = threading.Lock()
-
-
-def _recall_cost(backend: Backend, fn) -> tuple[float, float | None] | None:
-    """What the last map of ``fn`` on ``backend`` measured, if anything. A function that
-    cannot be a key (unhashable, no weak reference to it: a method-wrapper, say; a
-    ``__hash__`` or ``__eq__`` that raises) is probed every time."""
-    try:
-        with _measured_costs_lock:
-            costs = _measured_costs.get(backend)
-            return None if costs is None else costs.get(fn)
-    except Exception:
-        return None
-
-
-def _remember_cost(backend: Backend, fn, cost: tuple[float, float | None]) -> None:
-    try:
-        with _measured_costs_lock:
-            costs = _measured_costs.get(backend)
-            if costs is None:
-                costs = _measured_costs[backend] = weakref.WeakKeyDictionary()
-            costs[fn] = cost
-    except Exception:
-        pass  # not a key (see _recall_cost): nothing remembered
 
 
 def _finished_chunks_in_caller(feeder: _Feeder, ordered: bool):
