@@ -334,3 +334,16 @@ def test_an_earlier_items_error_comes_before_the_rests(tmp_path):
 def mark_then_square(marker: str, x):
     open(marker, "a").close()
     return x * x
+
+
+def test_a_decision_for_a_small_call_does_not_hold_back_a_big_one(monkeypatch):
+    previous_seen = []
+    real = planner._decide
+    monkeypatch.setattr(planner, "_decide", lambda predictions, previous: (
+        previous_seen.append(previous) or real(predictions, previous)))
+    fn = functools.partial(spin_item, 15e-6)
+    allcores.plan(fn, range(2000), workers=2)
+    allcores.plan(fn, range(2000), workers=2)     # the same call: its hysteresis holds
+    allcores.plan(fn, range(200_000), workers=2)  # 100x the items: decided afresh
+    assert previous_seen[0] is None and previous_seen[1] is not None
+    assert previous_seen[2] is None

@@ -46,7 +46,8 @@ class Measured:
 class _Entry:
     refs: tuple                      # what must still be alive for the entry to hold
     measured: Measured | None = None  # the planner's figures
-    decisions: dict = dataclasses.field(default_factory=dict)    # workers -> backend
+    # workers -> (backend, items it was chosen for), e.g. {8: ("process", 10_000)}
+    decisions: dict = dataclasses.field(default_factory=dict)
     # backend name -> (seconds per item, pickled bytes per item or None, when measured):
     # what that backend's last map of the function ended with (the dispatcher's sizes).
     chunk_costs: dict = dataclasses.field(default_factory=dict)
@@ -107,9 +108,10 @@ class Memory:
         self._entries.move_to_end(key)
         return entry
 
-    def recall(self, fn: Callable, workers: int) -> tuple[Measured | None, str | None]:
+    def recall(self, fn: Callable,
+               workers: int) -> tuple[Measured | None, tuple[str, int] | None]:
         """What the planner measured of ``fn`` (None if nothing fresh), and the backend
-        it last chose for it with this many workers."""
+        it last chose for it with this many workers, with the number of items."""
         with self._lock:
             entry = self._entry(fn, create=False)
             if entry is None or entry.measured is None:
@@ -120,15 +122,16 @@ class Memory:
             return entry.measured, entry.decisions.get(workers)
 
     def remember(self, fn: Callable, workers: int, measured: Measured,
-                 backend: str | None) -> None:
-        """The planner's figures for ``fn``, and its decision (None: none was made)."""
+                 backend: str | None, items: int = 0) -> None:
+        """The planner's figures for ``fn``, and its decision for ``items`` items (None:
+        none was made)."""
         with self._lock:
             entry = self._entry(fn, create=True)
             if entry.measured is not None and measured is not entry.measured:
                 measured = entry.measured.merged(measured)
             entry.measured = measured
             if backend is not None:
-                entry.decisions[workers] = backend
+                entry.decisions[workers] = (backend, items)
 
     def chunk_cost(self, fn: Callable, backend: str) -> tuple[float, float | None] | None:
         """(seconds, pickled bytes or None) per item that the last map of ``fn`` on a

@@ -8,8 +8,7 @@ starts (and no item is read) for a call that is refused.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from allcores import _checks as check
 from allcores.backends import BACKENDS
@@ -54,8 +53,7 @@ def flag_option(name: str, value: object) -> bool:
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class MapCall:
+class MapCall(NamedTuple):
     """One ``allcores.map`` / ``imap`` / ``imap_unordered`` call, checked."""
 
     fn: Callable[[Any], Any]

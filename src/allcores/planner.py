@@ -35,8 +35,10 @@ are). The fastest prediction wins if it beats serial by ``MIN_PREDICTED_SPEEDUP`
 What was measured is remembered per function for ``MEMORY_S`` seconds: a later call of
 the same function is checked on its first item instead of sampled (a 10-item map then
 costs microseconds),
-and a decision is changed only when the prediction crosses the bar by ``HYSTERESIS``,
-so that plans of the same call near the crossover do not flip.
+and for a call of about as many items (within 2x) as the last decision's, that decision
+is changed only when the prediction crosses the bar by ``HYSTERESIS``, so that plans of
+the same call near the crossover do not flip. A call whose items all together cost less
+than handing one chunk to a thread is serial without weighing anything.
 
 While the first item is sampled, the other workers are not idle: when that one item
 has run for ``SPECULATE_AFTER_S`` (the items are expensive: parallel will pay unless
@@ -354,12 +356,11 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
                           f"serial: {length} item{'s' if length != 1 else ''}, "
                           "nothing to share")
     gil_free = releases_gil(fn)
-    remembered, previous = memory.recall(fn, workers)
+    remembered, decided = memory.recall(fn, workers)
+    previous, previous_n = decided if decided is not None else (None, 0)
     source = Input(iterable)
     measured, heads, how, same_costs = _measure(
         fn, source, workers, cores, gil_free, length, remembered, previous)
-    if not same_costs:
-        previous = None  # the items cost something else now: a new decision
 
     if source.error is not None or source.exhausted:
         rest_known: int | None = 0
@@ -372,19 +373,33 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
     n_text = "an unknown number of" if rest_known is None else f"{rest_known:,}"
     cost = measured.seconds_per_item
     chunk = chunksize or ChunkSizer(workers, length=n, seconds_per_item=cost).size(0)
-    predictions = _predict(measured, n, workers, cores, chunk, gil_free)
-    chosen = _decide(predictions, previous) if n else None
-    # A decision about fewer items than workers says little about the function (the
-    # last items of a short call): then only the measurement is kept.
-    memory.remember(fn, workers, measured,
-                    None if n < workers else "serial" if chosen is None else chosen.backend)
     usable = min(workers, max(n, 1))
+    if n * cost <= THREAD_CHUNK_COST_S:
+        # All of it costs less than handing one chunk to a thread: serial, whatever the
+        # model would add (worked out only if the reason is read).
+        chosen = None
+        predictions = _Lazy(lambda: _predict(measured, n, workers, cores, chunk, gil_free))
+        if remembered is None or measured is not remembered:
+            memory.remember(fn, workers, measured, None)
+    else:
+        predicted = _predict(measured, n, workers, cores, chunk, gil_free)
+        predictions = _Lazy(lambda: predicted)
+        # The hysteresis holds for the same call: one of about as many items, of about
+        # what they cost when the decision was made.
+        size = source.taken + n
+        if not same_costs or not previous_n / 2 <= size <= previous_n * 2:
+            previous = None
+        chosen = _decide(predicted, previous)
+        # A decision about fewer items than workers says little about the function
+        # (the last items of a short call): then only the measurement is kept.
+        decision = None if n < workers else "serial" if chosen is None else chosen.backend
+        memory.remember(fn, workers, measured, decision, size)
 
     def reason() -> str:
         figures = (f"{cost * 1e6:.3g} us per item ({how}), {n_text} "
                    f"{_plural(rest_known, 'item')} left")
         if chosen is None:
-            best = max(predictions, key=lambda p: p.speedup)
+            best = max(predictions(), key=lambda p: p.speedup)
             return (f"serial: {figures}; {best.backend}: {best.text()}; {usable} "
                     f"{best.backend} {_plural(usable, 'worker')} would be "
                     f"{best.speedup:.2g}x as fast")
@@ -456,6 +471,18 @@ def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
     agrees = remembered is not None and _agrees(measured.seconds_per_item,
                                                 remembered.seconds_per_item)
     return measured, heads, how, agrees
+
+
+class _Lazy:
+    """A value worked out on first call (and kept): ``_Lazy(make)()``."""
+
+    def __init__(self, make: Callable):
+        self._make, self._value = make, None
+
+    def __call__(self):
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
 
 
 def _plural(count: int | None, word: str) -> str:

@@ -251,7 +251,7 @@ def _even_items(config: Config, progress: Progress, rate: float, workers: int,
 
     def auto(fn):
         results = allcores.map(fn, items, workers=workers)
-        return results, planner_memory.recall(fn, workers)[1]   # the backend it chose
+        return results, _chosen(fn, workers)
 
     runners = {
         "serial": lambda: (list(map(spin, items)), None),
@@ -378,6 +378,12 @@ def _latency(config: Config, progress: Progress, rate: float, workers: int,
                                      margin=BEATS_MARGIN)
     return out, {"latency": {"items": LATENCY_ITEMS, "calls": counts,
                              "start_method": start_method}}
+
+
+def _chosen(fn, workers: int) -> str | None:
+    """The backend the planner last chose for ``fn`` (read from its memory)."""
+    decided = planner_memory.recall(fn, workers)[1]
+    return decided[0] if decided is not None else None
 
 
 def _repeat_call(call: Callable[[], list], count: int) -> list:
@@ -514,7 +520,7 @@ def _hashlib(config: Config, progress: Progress, rate: float, workers: int,
 
     def auto():
         results = allcores.map(digest, blobs, workers=workers)
-        return results, planner_memory.recall(digest, workers)[1]
+        return results, _chosen(digest, workers)
 
     def first_call():
         planner_memory.forget()
