@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from typing import Any, Callable, Iterable, NamedTuple
 
 from allcores._calls import call_each
@@ -132,6 +133,49 @@ def main_is_importable() -> bool:
         return True
     path = getattr(main, "__file__", None)
     return isinstance(path, str) and os.path.isfile(path)
+
+
+def defined_atop_main(fn) -> bool:
+    """Whether ``fn`` is a function that the caller's ``__main__`` script defines
+    unconditionally at its top level (not under ``if __name__ == "__main__":``, not
+    rebound since): a worker that imports the script (spawn, forkserver) finds that
+    very function by name there, as multiprocessing assumes of every function. It can
+    then travel by reference, like the objects of the script's classes do, instead of
+    by value (cloudpickle: slower, a copy of its globals, and classes that are not the
+    worker's own)."""
+    if (type(fn) is not types.FunctionType or fn.__module__ != "__main__"
+            or fn.__qualname__ != fn.__name__):
+        return False
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if (getattr(main, fn.__name__, None) is not fn or not isinstance(path, str)
+            or fn.__code__.co_filename != path or not main_is_importable()):
+        return False
+    return (fn.__name__, fn.__code__.co_firstlineno) in _top_level_functions(path)
+
+
+_main_functions: dict[str, tuple[float, frozenset]] = {}  # path -> (mtime, (name, line))
+
+
+def _top_level_functions(path: str) -> frozenset:
+    """``(name, first line)`` of each ``def`` directly in the script's top level (the
+    first line: its first decorator's, as ``co_firstlineno`` counts)."""
+    import ast
+
+    try:
+        mtime = os.stat(path).st_mtime
+        cached = _main_functions.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        with open(path, "rb") as source:
+            tree = ast.parse(source.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    found = frozenset(
+        (node.name, min([node.lineno] + [d.lineno for d in node.decorator_list]))
+        for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    _main_functions[path] = (mtime, found)
+    return found
 
 
 def pack_exception(exc: BaseException) -> RemoteException:

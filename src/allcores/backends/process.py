@@ -87,6 +87,7 @@ from allcores._execute import (
     ChunkError,
     ChunkResult,
     FunctionCache,
+    defined_atop_main,
     dumps,
     main_is_importable,
     unpack_exception,
@@ -275,9 +276,9 @@ def _open_pidfd(pid: int) -> int | None:
 class _PreparedFunction:
     __slots__ = ("fn_id", "payload")
 
-    def __init__(self, fn):
+    def __init__(self, fn, payload: bytes | None = None):
         try:
-            self.payload = cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
+            self.payload = payload or cloudpickle.dumps(fn, protocol=PICKLE_PROTOCOL)
         except BaseException as exc:
             exc.add_note("allcores: failed pickling the function (in the caller)")
             raise
@@ -296,9 +297,14 @@ _BY_REFERENCE_CACHE_SIZE = 256
 _prepared_by_reference: dict[bytes, _PreparedFunction] = {}
 
 
-def prepare_function(fn) -> _PreparedFunction:
+def prepare_function(fn, workers_import_main: bool = False) -> _PreparedFunction:
     """``fn`` pickled for the workers (see _PreparedFunction), once if it travels by
-    reference."""
+    reference. A function of the caller's script travels by reference too where the
+    workers import the script (spawn, forkserver: ``workers_import_main``) and find it
+    there (``_execute.defined_atop_main``). Forked workers do not: they hold the script
+    as it was when they were forked, maybe before the function was defined."""
+    if workers_import_main and defined_atop_main(fn):
+        return _PreparedFunction(fn, pickle.dumps(fn, PICKLE_PROTOCOL))
     name = None
     if type(fn) in _BY_REFERENCE_TYPES and getattr(fn, "__module__", None) not in (
             None, "__main__") and not _pickled_by_value(fn.__module__):
@@ -405,6 +411,7 @@ class ProcessBackend(Backend):
         # Workers that cannot import the caller's __main__ (no file: python -c, a REPL,
         # standard input) get objects of its classes by value (see _execute.dumps).
         self._main_by_value = start_method != "fork" and not main_is_importable()
+        self._workers_import_main = start_method != "fork" and not self._main_by_value
         self._init_payload = (
             None if initializer is None
             else cloudpickle.dumps((initializer, tuple(initargs)), protocol=PICKLE_PROTOCOL)
@@ -443,7 +450,7 @@ class ProcessBackend(Backend):
     # --- called by callers --------------------------------------------------------------
 
     def prepare(self, fn) -> _PreparedFunction:
-        return prepare_function(fn)
+        return prepare_function(fn, self._workers_import_main)
 
     def submit(self, prepared_fn: _PreparedFunction, chunk: Chunk, star: bool) -> Future:
         self._lifecycle.check(new_call=False)
