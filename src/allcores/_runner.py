@@ -18,8 +18,7 @@ from allcores import _default_pools
 from allcores._execute import ChunkError, ItemError, run_items
 from allcores._results import progress_bar, started
 from allcores.backends.base import Chunk
-from allcores.dispatch import SLICEABLE
-from allcores.dispatch import _outcome as chunk_outcome
+from allcores.dispatch import SLICEABLE, chunk_outcome
 from allcores.timeline import CallRecorder
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 from allcores import _default_pools
 from allcores._execute import ChunkError, ItemError, run_items
 from allcores.backends.base import Chunk
-from allcores.dispatch import _outcome as chunk_outcome
+from allcores.dispatch import chunk_outcome
 
 # Sample until this much time or this many items: enough to time cheap items well (a
 # few ms), little enough to be negligible next to work that pays.
@@ -263,8 +263,8 @@ def thread_efficiency(fn: Callable, source: Input, cost: float,
 
 
 def run_sample(fn: Callable, source: Input, workers: int, cores: int, gil_free: bool,
-            length: int | None, *, max_batches: int | None = None,
-            in_caller: bool = False) -> Sample:
+               length: int | None, *, max_batches: int | None = None,
+               in_caller: bool = False) -> Sample:
     """The sample, in a worker of the warm process pool when there is one (and the
     function is not one for threads, and ``in_caller`` is not asked), else in the
     caller; with the speculation (where there are ``cores`` to run it)."""

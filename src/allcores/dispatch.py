@@ -455,7 +455,7 @@ class _Feeder:
             self.cond.notify_all()
 
 
-def _outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
+def chunk_outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
     """The chunk's ChunkResult and its values (unpickled here when they came pickled:
     in the caller's thread, never an engine thread's), or its failure raised as the
     caller should see it: outside the ``except`` clause, so that the error's
@@ -513,7 +513,7 @@ def run_chunks(
         else:
             taken = _finished_chunks_in_caller(feeder, ordered)
         for future, chunk, handed in taken:
-            outcome, values = _outcome(chunk, future)
+            outcome, values = chunk_outcome(chunk, future)
             sizer.observe(len(chunk.items), outcome.seconds, outcome.nbytes)
             if recorder is not None and handed is not None:
                 submitted, queued = handed

@@ -7,6 +7,9 @@ Sections (``--only`` picks some):
   and through the tools a user would pick instead (multiprocessing, concurrent.futures,
   joblib, numba);
 - ``overhead``: from what cost per item on each tool beats a serial loop (crossover);
+  then whether ``backend="auto"`` pays no serial tax (``allcores.bench.serial_tax``):
+  4 equal expensive items, 10-item call latency, spawn start-up, unmarked hashlib, and
+  what auto decides against the measured crossover;
 - ``pool``: dispatch cost vs ``multiprocessing.Pool``, and scaling from 1 to N workers;
 - ``memory``: peak memory while streaming a long generator through ``imap``;
 - ``crash``: what a map does when a worker is ``kill -9``ed;
