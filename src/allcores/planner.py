@@ -14,7 +14,8 @@ computed again):
 ``e``  how well two threads run it at once (1.0: twice as fast as one; 0.5: the GIL
        serialises them): timed on the next items when an item costs at least
        ``THREAD_PROBE_MIN_ITEM_S`` (for any function: many release the GIL without
-       saying so). For a native kernel or a function marked with :func:`nogil`, a
+       saying so), unless processes are already predicted within ``NEAR_IDEAL`` of
+       the ideal speedup (GIL-bound code would make the timing a serial tax). For a native kernel or a function marked with :func:`nogil`, a
        shortfall can only be the machine's (other processes hold cores): it then
        weighs on processes as well (their first and last terms below divided by e);
        untimed, such a
@@ -415,6 +416,9 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
                 source.taken, rest_known, length, chunksize)
 
 
+# Processes predicted this close to the ideal speedup leave nothing for threads to win:
+# an unmarked function is then not timed on threads.
+NEAR_IDEAL = 0.9
 # A remembered cost is trusted while the call's first item costs within this factor of
 # it (costs below CHECK_FLOOR_S count as that: a single cheap item's timing is noise).
 CHECK_FACTOR = 2.0
@@ -462,7 +466,9 @@ def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
                         transfer_seconds_per_item(sample.items, sample.results),
                         None, time.monotonic())
     how = f"measured on {len(sample.items)} {_plural(len(sample.items), 'item')} {sample.where}"
-    if worth_a_thread_probe(sample, source, workers, cores, length):
+    if (worth_a_thread_probe(sample, source, workers, cores, length)
+            and (gil_free or not _processes_near_ideal(measured, source, length, workers,
+                                                       cores))):
         efficiency, probed = thread_efficiency(fn, source, measured.seconds_per_item,
                                                 workers)
         heads += probed
@@ -487,6 +493,19 @@ class _Lazy:
 
 def _plural(count: int | None, word: str) -> str:
     return word if count == 1 else word + "s"
+
+
+def _processes_near_ideal(measured: Measured, source: Input, length: int | None,
+                          workers: int, cores: int) -> bool:
+    """Whether processes are predicted within ``NEAR_IDEAL`` of the most any backend
+    could give: then threads cannot do meaningfully better, and timing them (GIL-bound
+    code runs one thread at a time) would be a serial tax for nothing."""
+    n = UNKNOWN_LENGTH_ITEMS if length is None else max(0, length - source.taken)
+    if n == 0:
+        return True
+    chunk = ChunkSizer(workers, length=n, seconds_per_item=measured.seconds_per_item).size(0)
+    process = _predict(measured, n, workers, cores, chunk, False)[-1]
+    return process.speedup >= NEAR_IDEAL * min(workers, n, cores)
 
 
 def _end_of_input(source: Input, heads: list[Head]) -> None:
