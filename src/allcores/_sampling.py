@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from concurrent import futures
 import os
 import pickle
 import statistics
@@ -171,7 +172,8 @@ def take_sample(fn: Callable, source: Input, run_batch, speculation: Speculation
             heads.append(Head(first, items, results, submitted=submitted,
                               outcome=outcome._replace(values=None, payload=None)))
             costs.append(outcome.seconds / len(items))
-            spent += outcome.seconds
+            # The budget is the caller's time: moving big items to a worker counts.
+            spent += max(outcome.seconds, time.perf_counter() - submitted)
             batch *= 2  # batches, so that timing a 0.1 us item does not cost 1000 timer calls
     finally:
         if speculation is not None:
@@ -286,8 +288,16 @@ def run_sample(fn: Callable, source: Input, workers: int, cores: int, gil_free: 
                     head.future.cancel()
         raise
     if speculation is not None:
-        sample.heads += speculation.collected()
-        sample.speculated = speculation.started
+        speculated = speculation.collected()
+        sample.heads += speculated
+        # Started by a first item that computed for less than SPECULATE_AFTER_S (its time
+        # went into moving it to a worker, or into the worker's first import of fn): the
+        # items are not that expensive after all. Once the few speculated items are done,
+        # the planner may go on measuring (timing threads) undisturbed.
+        first_item_s = sample.batch_costs[0] if sample.batch_costs else 0.0
+        sample.speculated = speculation.started and first_item_s >= SPECULATE_AFTER_S
+        if speculation.started and not sample.speculated:
+            futures.wait([h.future for h in speculated if h.future is not None])
     return sample
 
 

@@ -6,7 +6,7 @@ on the call's own first items (their results are kept and handed back first, nev
 computed again):
 
 ``c``  seconds per item: the median over batches of 1, 2, 4, ... items, until
-       ``SAMPLE_SECONDS`` of work or ``SAMPLE_MAX_ITEMS`` items. The sample runs in a
+       ``SAMPLE_SECONDS`` of the caller's time or ``SAMPLE_MAX_ITEMS`` items. The sample runs in a
        worker of the warm process pool when there is one (a crash there is a
        ``WorkerCrashedError``, not the caller's death), else in the caller;
 ``t``  seconds to move an item and its result through pickle, on each side: the
@@ -15,12 +15,12 @@ computed again):
        serialises them): timed on the next items when an item costs at least
        ``THREAD_PROBE_MIN_ITEM_S`` (for any function: many release the GIL without
        saying so), unless processes are already predicted within ``NEAR_IDEAL`` of
-       the ideal speedup (GIL-bound code would make the timing a serial tax). For a native kernel or a function marked with :func:`nogil`, a
-       shortfall can only be the machine's (other processes hold cores): it then
-       weighs on processes as well (their first and last terms below divided by e);
-       untimed, such a
-       function is taken to scale (e = 1). An unmarked function is weighed for
-       threads only with what was measured.
+       the ideal speedup (GIL-bound code would make the timing a serial tax). For a
+       native kernel or a function marked with :func:`nogil`, a shortfall can only be
+       the machine's (other processes hold cores): it then weighs on processes as
+       well (their first and last terms below divided by e); untimed, such a function
+       is taken to scale (e = 1). An unmarked function is weighed for threads only
+       with what was measured.
 
 For ``n`` items left, ``w`` workers (``u = min(w, n)`` usable) and ``k`` cores, with
 ``s`` the start-up of a pool that is not running yet and ``d`` the dispatch cost of a
