@@ -4,8 +4,9 @@ A plan holds the items the planner already took (its *head*: computed by the sam
 on their way in a pool, or to be run here) and the rest of the input. The runner hands
 back the head's results in input order, then the rest's, run on the warm default pool
 of the plan's backend (``allcores._default_pools``) or, for a serial ``map``, in one
-C-level loop here. The rest's map is started before the head is waited for, so that
-the workers take the rest while the last head items finish.
+C-level loop here. The rest's map is made before the head is waited for (its arguments
+checked, its call counted as open on the pool); its chunks go out once the head is
+handed back. A serial ``map`` computes the rest while head items still run in a pool.
 """
 
 from __future__ import annotations
