@@ -28,12 +28,13 @@ from allcores.errors import (
     AllcoresError,
     ChunkTimeoutError,
     PoolClosedError,
-    WorkerCrashedError,
     WorkerInitError,
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
     from allcores import kernels
+    from allcores._async import AsyncResult
+    from allcores.errors import WorkerCrashedError
     from allcores.cpu import cpu_count
     from allcores.planner import Plan, nogil, plan
     from allcores.pool import Pool
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
 
 __all__ = [
     "AllcoresError",
+    "AsyncResult",
     "ChunkTimeoutError",
     "Insights",
     "Plan",
@@ -62,6 +64,8 @@ __all__ = [
 
 # Public name -> the module that defines it, imported on first access.
 _LAZY_NAMES = {
+    "WorkerCrashedError": "allcores.errors",  # its base is not for workers to import
+    "AsyncResult": "allcores._async",
     "cpu_count": "allcores.cpu",
     "Plan": "allcores.planner",
     "nogil": "allcores.planner",

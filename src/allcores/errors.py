@@ -5,12 +5,24 @@
     Exception
     └── AllcoresError                 base class: catch this to catch any of ours
         ├── WorkerCrashedError        a worker process died running a chunk, retries spent
+        │                             (also a concurrent.futures BrokenProcessPool)
         ├── ChunkTimeoutError         a chunk overran the pool's ``timeout`` (also a TimeoutError)
         ├── PoolClosedError           work submitted to a pool that is closed, terminated,
-        │                             broken, or inherited through os.fork()
+        │                             broken, or inherited through os.fork() (also a
+        │                             RuntimeError, and a ValueError as multiprocessing's
+        │                             "Pool not running")
         └── WorkerInitError           workers could not start: the pool's ``initializer``
                                       raised, the system refused a process, or the script
                                       lacks its ``if __name__ == "__main__":`` guard
+
+The second bases are there for code that moves from ``multiprocessing.Pool`` or a
+``concurrent.futures`` executor: its ``except BrokenProcessPool``, ``except ValueError``
+(a closed ``multiprocessing.Pool``) and ``except TimeoutError`` clauses keep working.
+Unlike a broken ``ProcessPoolExecutor``, an allcores pool survives a worker's death: only
+the chunk that was running there fails.
+
+``WorkerCrashedError`` is made on first use (a module ``__getattr__``): its base lives in
+``concurrent.futures.process``, which a worker process should not pay to import.
 
 An exception raised by *your* function is not wrapped: it reaches the caller with its
 original type and message, its remote traceback chained as ``__cause__``
@@ -24,38 +36,53 @@ class AllcoresError(Exception):
     """Base class of the exceptions raised by allcores itself."""
 
 
-class WorkerCrashedError(AllcoresError):
-    """A worker process died while running a chunk, and re-running it did not help.
+def _make_worker_crashed_error() -> type:
+    from concurrent.futures.process import BrokenProcessPool
 
-    Attributes
-    ----------
-    first_item, stop_item : int
-        The chunk's items are ``first_item .. stop_item - 1`` (positions in the input).
-    exitcode : int | None
-        The worker's exit status; negative values are ``-signal`` (e.g. ``-9``: SIGKILL).
-    attempts : int
-        How many times the chunk was run.
-    """
+    class WorkerCrashedError(AllcoresError, BrokenProcessPool):
+        """A worker process died while running a chunk, and re-running it did not help.
 
-    def __init__(self, first_item: int, stop_item: int, exitcode: int | None, attempts: int):
-        self.first_item = first_item
-        self.stop_item = stop_item
-        self.exitcode = exitcode
-        self.attempts = attempts
-        super().__init__(
-            f"a worker process died running items {first_item}..{stop_item - 1} "
-            f"({describe_exit(exitcode)}); tried {attempts} time(s)"
-        )
+        Attributes
+        ----------
+        first_item, stop_item : int
+            The chunk's items are ``first_item .. stop_item - 1`` (positions in the input).
+        exitcode : int | None
+            The worker's exit status; negative values are ``-signal`` (e.g. ``-9``: SIGKILL).
+        attempts : int
+            How many times the chunk was run.
+        """
 
-    def __reduce__(self):
-        return type(self), (self.first_item, self.stop_item, self.exitcode, self.attempts)
+        def __init__(self, first_item: int, stop_item: int, exitcode: int | None, attempts: int):
+            self.first_item = first_item
+            self.stop_item = stop_item
+            self.exitcode = exitcode
+            self.attempts = attempts
+            super().__init__(
+                f"a worker process died running items {first_item}..{stop_item - 1} "
+                f"({describe_exit(exitcode)}); tried {attempts} time(s). Only this chunk "
+                f"failed: the pool replaced the worker and goes on"
+            )
+
+        def __reduce__(self):
+            return type(self), (self.first_item, self.stop_item, self.exitcode, self.attempts)
+
+    WorkerCrashedError.__module__ = __name__
+    WorkerCrashedError.__qualname__ = "WorkerCrashedError"  # pickled by this name
+    return WorkerCrashedError
+
+
+def __getattr__(name: str):
+    if name == "WorkerCrashedError":
+        cls = globals()[name] = _make_worker_crashed_error()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ChunkTimeoutError(AllcoresError, TimeoutError):
     """A chunk ran longer than the pool's ``timeout``; its worker was killed and replaced."""
 
 
-class PoolClosedError(AllcoresError, RuntimeError):
+class PoolClosedError(AllcoresError, RuntimeError, ValueError):
     """The pool takes no more work: it was closed or terminated before this work could
     run, it broke (the message and the cause say why), or this process inherited it
     through ``os.fork()`` from the process that owns it."""

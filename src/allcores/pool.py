@@ -25,6 +25,7 @@ from allcores import _checks as check
 from allcores._execute import ChunkError, chunk_values
 from allcores._options import check_callable, check_map_arguments, flag_option, workers_option
 from allcores._results import concatenate_results, flatten_results, progress_bar, started
+from allcores._async import AsyncResult
 from allcores._futures import CallbackSafeFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import refuse_work_while_main_is_imported
@@ -59,6 +60,7 @@ class Pool:
     workers : int, optional
         Number of workers; default :func:`allcores.cpu_count`, the CPUs this process
         may really use (affinity mask, cgroup quota, ``ALLCORES_WORKERS``).
+        ``processes=`` is accepted for it, as ``multiprocessing.Pool`` calls it.
     backend : {"process", "thread", "serial", "dask"}
         Where chunks run: worker processes (any Python function, true parallelism),
         threads (functions that release the GIL, such as the native kernels), the
@@ -98,11 +100,12 @@ class Pool:
     def __init__(
         self,
         workers: int | None = None,
-        *,
-        backend: str = "process",
-        start_method: str | None = None,
         initializer: Callable[..., Any] | None = None,
         initargs: Iterable[Any] = (),
+        *,
+        processes: int | None = None,
+        backend: str = "process",
+        start_method: str | None = None,
         retries: int = 1,
         timeout: float | None = None,
         address: str | None = None,
@@ -111,6 +114,10 @@ class Pool:
         max_bytes: int | None = None,
     ):
         refuse_work_while_main_is_imported()
+        if processes is not None:  # multiprocessing.Pool's name for it
+            if workers is not None:
+                raise TypeError("workers and processes: the same thing, given twice")
+            workers = processes
         backend_class = validate_backend_name(backend)
         workers = workers_option(workers) or cpu_count()
         retries = check.integer("retries", retries, min=0)
@@ -147,6 +154,8 @@ class Pool:
                              f"got backend={backend!r}")
 
         self._lifecycle = Lifecycle()
+        # Set once the workers have stopped (close, the last open call's end, terminate).
+        self._workers_stopped = threading.Event()
         # Options a backend has no use for (e.g. retries for threads) are not passed.
         wanted = set(backend_class.option_names)
         options = dict(start_method=start_method, initializer=initializer,
@@ -248,6 +257,57 @@ class Pool:
         chunk_future.add_done_callback(forward)
         return result
 
+    # --- multiprocessing.Pool's asynchronous calls ----------------------------------
+
+    def apply(self, fn: Callable[..., Any], args: Iterable[Any] = (),
+              kwds: dict | None = None) -> Any:
+        """``fn(*args, **kwds)`` on a worker, waiting for its result."""
+        return self.submit(fn, *args, **(kwds or {})).result()
+
+    def apply_async(self, fn: Callable[..., Any], args: Iterable[Any] = (),
+                    kwds: dict | None = None, callback: Callable[[Any], Any] | None = None,
+                    error_callback: Callable[[BaseException], Any] | None = None
+                    ) -> AsyncResult:
+        """``fn(*args, **kwds)`` on a worker; see :class:`allcores.AsyncResult`."""
+        _check_callbacks(callback, error_callback)
+        return AsyncResult(self.submit(fn, *args, **(kwds or {})), callback, error_callback)
+
+    def map_async(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
+                  chunksize: int | None = None,
+                  callback: Callable[[list], Any] | None = None,
+                  error_callback: Callable[[BaseException], Any] | None = None
+                  ) -> AsyncResult:
+        """:meth:`map` without waiting: the call is made (and counted, so that
+        :meth:`close` then :meth:`join` wait for it) at once, and run on a thread."""
+        return self._async(fn, iterable, chunksize, callback, error_callback, star=False)
+
+    def starmap_async(self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+                      chunksize: int | None = None,
+                      callback: Callable[[list], Any] | None = None,
+                      error_callback: Callable[[BaseException], Any] | None = None
+                      ) -> AsyncResult:
+        """:meth:`starmap` without waiting; see :meth:`map_async`."""
+        return self._async(fn, iterable, chunksize, callback, error_callback, star=True)
+
+    def _async(self, fn, iterable, chunksize, callback, error_callback, *,
+               star: bool) -> AsyncResult:
+        _check_callbacks(callback, error_callback)
+        results = self._chunk_results(fn, iterable, chunksize, ordered=True, star=star)
+        future: Future = CallbackSafeFuture()
+        future.set_running_or_notify_cancel()
+        outcome = AsyncResult(future, callback, error_callback)
+
+        def run() -> None:
+            value, error = None, None
+            try:
+                value = concatenate_results(results)
+            except BaseException as exc:  # the call's error, whatever it is
+                error = exc
+            settle(future, result=value, error=error)
+
+        threading.Thread(target=run, name="allcores-map-async", daemon=True).start()
+        return outcome
+
     def _submit_chunk(self, prepared_fn, chunk: Chunk):
         """One chunk outside any map (the planner's sample and its speculation): the
         backend's future of its ``ChunkResult``. ``prepared_fn``: from ``prepare``."""
@@ -326,14 +386,34 @@ class Pool:
         if not self._lifecycle.owned:
             return  # the parent's pool: nothing here to stop
         if self._lifecycle.close():
-            self._backend.shutdown(wait=True)
+            self._shutdown(wait=True)
             self._finalizer.detach()
 
     def terminate(self) -> None:
         """Stop the workers now; unfinished work fails with :class:`PoolClosedError`.
         Returns within a few seconds whatever the workers are doing."""
         self._finalizer.detach()
-        _stop_now(self._backend, self._lifecycle)
+        try:
+            _stop_now(self._backend, self._lifecycle)
+        finally:
+            self._workers_stopped.set()
+
+    def _shutdown(self, *, wait: bool) -> None:
+        try:
+            self._backend.shutdown(wait=wait)
+        finally:
+            self._workers_stopped.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the workers have stopped, after :meth:`close` (the calls already
+        made finish first, ``*_async`` ones included) or :meth:`terminate`, as
+        ``multiprocessing.Pool.join`` does; True once they have (False if ``timeout``
+        seconds passed first). ValueError while the pool is still open."""
+        if not self._lifecycle.owned:
+            return True  # inherited through fork: the parent's workers are not ours
+        if self._lifecycle.state in (State.OPEN, State.BROKEN):
+            raise ValueError("Pool is still running: call close() or terminate() first")
+        return self._workers_stopped.wait(timeout)
 
     def _end_call(self) -> None:
         """A map ended (see _OpenCall); the last one of a closed pool stops the workers,
@@ -342,10 +422,10 @@ class Pool:
         if self._lifecycle.owned and self._lifecycle.end_call():
             self._finalizer.detach()
             try:
-                threading.Thread(target=self._backend.shutdown, kwargs={"wait": True},
+                threading.Thread(target=self._shutdown, kwargs={"wait": True},
                                  name="allcores-close", daemon=True).start()
             except RuntimeError:  # no new threads at interpreter exit: stop them now
-                self._backend.shutdown(wait=False)
+                self._shutdown(wait=False)
 
     def __enter__(self) -> Pool:
         # A closed or terminated pool cannot be used again; a broken one enters, and
@@ -359,6 +439,13 @@ class Pool:
             self.close()
         else:
             self.terminate()
+
+
+def _check_callbacks(callback, error_callback) -> None:
+    if callback is not None:
+        check_callable(callback, "callback")
+    if error_callback is not None:
+        check_callable(error_callback, "error_callback")
 
 
 def _stop_now(backend, lifecycle: Lifecycle) -> None:

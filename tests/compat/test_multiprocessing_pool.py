@@ -1,0 +1,171 @@
+"""``allcores.Pool`` as a drop-in for ``multiprocessing.Pool``: the cases of CPython's
+``Lib/test/_test_multiprocessing.py`` (``_TestPool``) that a migrating user meets, in our
+own words, run against allcores on processes and threads.
+
+Where allcores deliberately differs, the test asserts allcores' documented behaviour and
+says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import _workloads as w
+import pytest
+
+import allcores
+from allcores import PoolClosedError, WorkerCrashedError
+
+BACKENDS = ["process", "thread"]
+RESULT_TIMEOUT_S = 60
+
+
+@pytest.fixture(params=BACKENDS)
+def pool(request):
+    with allcores.Pool(processes=2, backend=request.param) as pool:
+        yield pool
+
+
+def sleep_then_square(seconds, x):
+    time.sleep(seconds)
+    return x * x
+
+
+def test_processes_is_the_same_as_workers():
+    with allcores.Pool(processes=3, backend="thread") as pool:
+        assert pool.workers == 3
+    with pytest.raises(TypeError, match="processes"):
+        allcores.Pool(2, processes=3)
+
+
+def test_initializer_and_initargs_positionally(tmp_path):
+    log = str(tmp_path / "init")
+    with allcores.Pool(2, w.append_line, (log, "ready"), backend="thread") as pool:
+        assert pool.map(w.square, range(4)) == [0, 1, 4, 9]
+    assert set(w.read_lines(log)) == {"ready"}
+
+
+def test_apply(pool):
+    assert pool.apply(w.square, (5,)) == 25
+    assert pool.apply(w.describe_call, (1, 2), {"c": 3}) == w.describe_call(1, 2, c=3)
+
+
+def test_apply_async_get_wait_ready_successful(pool):
+    result = pool.apply_async(w.square, (7,))
+    assert result.get(timeout=RESULT_TIMEOUT_S) == 49
+    result.wait()
+    assert result.ready() and result.successful()
+
+
+def test_get_times_out_with_multiprocessings_timeout_error(pool):
+    result = pool.apply_async(sleep_then_square, (1.0, 3))
+    with pytest.raises(multiprocessing.TimeoutError):
+        result.get(timeout=0.01)
+    assert result.get(timeout=RESULT_TIMEOUT_S) == 9
+
+
+def test_successful_before_ready_is_a_value_error(pool):
+    result = pool.apply_async(sleep_then_square, (1.0, 3))
+    if not result.ready():
+        with pytest.raises(ValueError, match="not ready"):
+            result.successful()
+    result.wait(RESULT_TIMEOUT_S)
+
+
+def test_an_error_reaches_get_and_error_callback(pool):
+    errors = []
+    result = pool.apply_async(w.fail_on, (3, 3), error_callback=errors.append)
+    with pytest.raises(ValueError, match="cannot handle 3"):
+        result.get(timeout=RESULT_TIMEOUT_S)
+    assert not result.successful()
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+
+
+def test_callbacks_run_before_get_returns(pool):
+    seen = []
+    result = pool.map_async(w.square, range(10), callback=seen.append)
+    assert result.get(timeout=RESULT_TIMEOUT_S) == [x * x for x in range(10)]
+    assert seen == [[x * x for x in range(10)]]  # already there: as multiprocessing
+
+
+def test_map_async_and_starmap_async(pool):
+    assert pool.map_async(w.square, range(20), chunksize=3).get(RESULT_TIMEOUT_S) == \
+        [x * x for x in range(20)]
+    assert pool.starmap_async(w.add, [(1, 2), (3, 4)]).get(RESULT_TIMEOUT_S) == [3, 7]
+    failing = pool.map_async(functools.partial(w.fail_on, 5), range(10))
+    with pytest.raises(ValueError, match="cannot handle 5"):
+        failing.get(RESULT_TIMEOUT_S)
+
+
+def test_imap_takes_chunksize_positionally(pool):
+    assert list(pool.imap(w.square, range(10), 3)) == [x * x for x in range(10)]
+    assert sorted(pool.imap_unordered(w.square, range(10), 3)) == \
+        [x * x for x in range(10)]
+
+
+def test_close_then_join_waits_for_async_work(pool):
+    results = [pool.apply_async(sleep_then_square, (0.05, x)) for x in range(4)]
+    mapped = pool.map_async(functools.partial(sleep_then_square, 0.05), range(6))
+    pool.close()
+    assert pool.join(RESULT_TIMEOUT_S)
+    # join() returned: every call made before close() has finished.
+    assert [r.get(timeout=0) for r in results] == [0, 1, 4, 9]
+    assert mapped.get(timeout=0) == [x * x for x in range(6)]
+
+
+def test_terminate_then_join(pool):
+    pool.apply_async(sleep_then_square, (0.05, 1))
+    pool.terminate()
+    assert pool.join(RESULT_TIMEOUT_S)
+
+
+def test_join_while_running_is_a_value_error(pool):
+    with pytest.raises(ValueError, match="still running"):
+        pool.join()
+
+
+def test_a_closed_pool_refuses_work_like_multiprocessing(pool):
+    pool.close()
+    # multiprocessing raises ValueError("Pool not running"); ours is both.
+    with pytest.raises(ValueError):
+        pool.map(w.square, range(3))
+    with pytest.raises(RuntimeError):
+        pool.apply_async(w.square, (1,))
+    assert issubclass(PoolClosedError, (ValueError, RuntimeError))
+
+
+def test_a_crash_is_caught_by_broken_process_pool_and_the_pool_goes_on():
+    # Deliberately different from ProcessPoolExecutor: the pool survives the death of
+    # one worker; only the chunk that ran there fails (after its retries).
+    with allcores.Pool(2, retries=0) as pool:
+        with pytest.raises(BrokenProcessPool) as info:
+            pool.map(functools.partial(w.die_on, "exit", 2), range(4), chunksize=1)
+        assert isinstance(info.value, WorkerCrashedError)
+        assert "goes on" in str(info.value)
+        assert pool.map(w.square, range(4)) == [0, 1, 4, 9]
+
+
+def test_callbacks_are_callables():
+    with allcores.Pool(1, backend="thread") as pool:
+        with pytest.raises(TypeError, match="callback"):
+            pool.apply_async(w.square, (1,), callback=5)
+        with pytest.raises(TypeError, match="error_callback"):
+            pool.map_async(w.square, [1], error_callback="no")
+
+
+def test_a_raising_callback_does_not_break_the_pool():
+    with allcores.Pool(2, backend="thread") as pool:
+        done = threading.Event()
+
+        def bad_callback(_):
+            done.set()
+            raise RuntimeError("a callback that raises")
+
+        result = pool.apply_async(w.square, (2,), callback=bad_callback)
+        assert done.wait(RESULT_TIMEOUT_S)
+        result.wait(RESULT_TIMEOUT_S)
+        assert pool.apply(w.square, (3,)) == 9
