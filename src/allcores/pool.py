@@ -67,7 +67,8 @@ class Pool:
         caller itself, or a Dask cluster (``pip install 'allcores[dask]'``).
     start_method : str, optional
         For processes: ``"forkserver"`` (default on Linux), ``"spawn"`` (default on
-        macOS and Windows) or ``"fork"``.
+        macOS and Windows) or ``"fork"``. ``context=`` (a ``multiprocessing`` context,
+        as ``multiprocessing.Pool`` takes) gives it too.
     initializer, initargs
         ``initializer(*initargs)`` runs once in each worker before any work.
     retries : int
@@ -106,6 +107,7 @@ class Pool:
         processes: int | None = None,
         backend: str = "process",
         start_method: str | None = None,
+        context: multiprocessing.context.BaseContext | None = None,
         retries: int = 1,
         timeout: float | None = None,
         address: str | None = None,
@@ -130,6 +132,14 @@ class Pool:
                     f"timeout: the {backend!r} backend cannot stop a running chunk; "
                     "use backend='process'"
                 )
+        if context is not None:  # a multiprocessing context: its start method
+            if not isinstance(context, multiprocessing.context.BaseContext):
+                raise TypeError(f"context: expected a multiprocessing context, got: "
+                                f"{type(context).__name__}")
+            if start_method not in (None, context.get_start_method()):
+                raise ValueError(f"start_method={start_method!r} and a "
+                                 f"{context.get_start_method()!r} context: choose one")
+            start_method = context.get_start_method()
         if start_method is None:
             start_method = default_start_method()
         elif start_method not in multiprocessing.get_all_start_methods():

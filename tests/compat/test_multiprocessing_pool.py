@@ -169,3 +169,18 @@ def test_a_raising_callback_does_not_break_the_pool():
         assert done.wait(RESULT_TIMEOUT_S)
         result.wait(RESULT_TIMEOUT_S)
         assert pool.apply(w.square, (3,)) == 9
+
+
+@pytest.mark.parametrize("method", [m for m in ("spawn", "forkserver")
+                                    if m in multiprocessing.get_all_start_methods()])
+def test_a_multiprocessing_context_gives_the_start_method(method):
+    with allcores.Pool(2, context=multiprocessing.get_context(method)) as pool:
+        assert pool._backend._context.get_start_method() == method
+        assert pool.map(w.square, range(4)) == [0, 1, 4, 9]
+
+
+def test_context_and_start_method_must_agree():
+    with pytest.raises(ValueError, match="choose one"):
+        allcores.Pool(2, start_method="fork", context=multiprocessing.get_context("spawn"))
+    with pytest.raises(TypeError, match="context"):
+        allcores.Pool(2, context="spawn")
