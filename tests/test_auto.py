@@ -150,8 +150,8 @@ def test_plan_map_runs_on_the_plans_backend(monkeypatch):
     asked = []
     real = _default_pools.default_pool
     monkeypatch.setattr(_default_pools, "default_pool",
-                        lambda backend="process", workers=None: asked.append(backend)
-                        or real(backend, workers))
+                        lambda backend="process", workers=None, **options: asked.append(
+                            backend) or real(backend, workers, **options))
     chosen = allcores.plan(identity, iter(range(5000)), workers=2)
     assert chosen.backend == "serial"
     asked.clear()  # the sample may have run on a warm process pool

@@ -16,25 +16,30 @@ from allcores.cpu import cpu_count
 from allcores.pool import Pool
 
 _lock = threading.Lock()
-# (backend, workers) -> its pool, e.g. ("process", 8) -> <Pool ...>; under _lock.
-_pools: dict[tuple[str, int], Pool] = {}
+# (backend, workers, retries, timeout) -> its pool, e.g. ("process", 8, None, None) ->
+# <Pool ...> (None: the Pool's default); under _lock.
+_pools: dict[tuple, Pool] = {}
 
 
-def default_pool(backend: str = "process", workers: int | None = None) -> Pool:
-    """The warm pool for this backend and size (``workers`` None: :func:`cpu_count`)."""
+def default_pool(backend: str = "process", workers: int | None = None, *,
+                 retries: int | None = None, timeout: float | None = None) -> Pool:
+    """The warm pool for this backend, size and options (``workers`` None:
+    :func:`cpu_count`; ``retries`` None: the Pool's default)."""
     if workers is None:
         workers = cpu_count()
+    key = (backend, workers, retries, timeout)
     with _lock:
-        pool = _pools.get((backend, workers))
+        pool = _pools.get(key)
         if pool is None or pool.closed:
-            pool = _pools[(backend, workers)] = Pool(workers, backend=backend)
+            options = {} if retries is None else {"retries": retries}
+            pool = _pools[key] = Pool(workers, backend=backend, timeout=timeout, **options)
         return pool
 
 
 def has_warm_pool(backend: str, workers: int) -> bool:
     """Whether a pool for this backend and size is already running."""
     with _lock:
-        pool = _pools.get((backend, workers))
+        pool = _pools.get((backend, workers, None, None))
         return pool is not None and not pool.closed
 
 

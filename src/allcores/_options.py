@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, NamedTuple
 
 from allcores import _checks as check
-from allcores.backends import BACKENDS
+from allcores.backends import BACKENDS, validate_backend_name
 
 AUTO = "auto"
 
@@ -47,6 +47,25 @@ def backend_option(backend: object) -> str:
                      f"got: {backend!r}")
 
 
+def retries_option(retries: object) -> int | None:
+    """``retries`` as given (None: the pool's default, 1)."""
+    return None if retries is None else check.integer("retries", retries, min=0)
+
+
+def timeout_option(timeout: object, backend: str) -> float | None:
+    """``timeout`` in seconds (None: none), for a backend that can stop a running chunk;
+    ``backend`` "auto" can (it then runs on processes)."""
+    if timeout is None:
+        return None
+    timeout = check.finite_real("timeout", timeout)
+    if timeout <= 0:
+        raise ValueError(f"timeout: expected a number of seconds > 0, got: {timeout}")
+    if backend != AUTO and not validate_backend_name(backend).supports_timeout:
+        raise ValueError(f"timeout: the {backend!r} backend cannot stop a running chunk; "
+                         "use backend='process'")
+    return timeout
+
+
 def flag_option(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name}: expected True or False, got: {value!r}")
@@ -64,11 +83,15 @@ class MapCall(NamedTuple):
     progress: bool
     insights: bool
     ordered: bool
+    retries: int | None = None   # None: the pool's default
+    timeout: float | None = None
 
 
 def map_call(fn, iterable, *, workers, backend, chunksize, progress, insights,
-             ordered: bool = True) -> MapCall:
+             ordered: bool = True, retries=None, timeout=None) -> MapCall:
     check_map_arguments(fn, iterable, chunksize)
-    return MapCall(fn, iterable, workers_option(workers), backend_option(backend),
+    backend = backend_option(backend)
+    return MapCall(fn, iterable, workers_option(workers), backend,
                    chunksize_option(chunksize), flag_option("progress", progress),
-                   flag_option("insights", insights), ordered)
+                   flag_option("insights", insights), ordered, retries_option(retries),
+                   timeout_option(timeout, backend))

@@ -33,7 +33,8 @@ def run(plan, *, ordered: bool = True, progress: bool = False, eager: bool = Fal
         return iter([_serially(plan, recorder)])
     rest = None
     if plan._rest_length != 0:  # created now: the call counts as open from here
-        pool = _default_pools.default_pool(plan.backend, plan.workers)
+        pool = _default_pools.default_pool(plan.backend, plan.workers,
+                                           retries=plan._retries, timeout=plan._timeout)
         rest = pool._chunk_results(
             plan._fn, plan._rest, plan._fixed_chunksize, ordered=ordered,
             seconds_per_item=plan.seconds_per_item, length=plan._rest_length,

@@ -200,6 +200,9 @@ class Plan:
     _rest_length: int | None = dataclasses.field(default=None, repr=False)
     _total: int | None = dataclasses.field(default=None, repr=False)  # items in the input
     _fixed_chunksize: int | None = dataclasses.field(default=None, repr=False)
+    # retries= and timeout= of the pool the rest runs on, when asked for (None: default)
+    _retries: int | None = dataclasses.field(default=None, repr=False)
+    _timeout: float | None = dataclasses.field(default=None, repr=False)
 
     @property
     def reason(self) -> str:

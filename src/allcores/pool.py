@@ -23,7 +23,14 @@ from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _checks as check
 from allcores._execute import ChunkError, chunk_values
-from allcores._options import check_callable, check_map_arguments, flag_option, workers_option
+from allcores._options import (
+    check_callable,
+    check_map_arguments,
+    flag_option,
+    retries_option,
+    timeout_option,
+    workers_option,
+)
 from allcores._results import concatenate_results, flatten_results, progress_bar, started
 from allcores._async import AsyncResult
 from allcores._futures import CallbackSafeFuture, settle
@@ -122,16 +129,8 @@ class Pool:
             workers = processes
         backend_class = validate_backend_name(backend)
         workers = workers_option(workers) or cpu_count()
-        retries = check.integer("retries", retries, min=0)
-        if timeout is not None:
-            timeout = check.finite_real("timeout", timeout)
-            if timeout <= 0:
-                raise ValueError(f"timeout: expected a number of seconds > 0, got: {timeout}")
-            if not backend_class.supports_timeout:
-                raise ValueError(
-                    f"timeout: the {backend!r} backend cannot stop a running chunk; "
-                    "use backend='process'"
-                )
+        retries = retries_option(retries)
+        timeout = timeout_option(timeout, backend)
         if context is not None:  # a multiprocessing context: its start method
             if not isinstance(context, multiprocessing.context.BaseContext):
                 raise TypeError(f"context: expected a multiprocessing context, got: "

@@ -48,6 +48,8 @@ def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list]:
     """Plan the call (everything is checked by now), then run the plan."""
     refuse_work_while_main_is_imported()
     settled = settled_backend(call.backend)
+    if settled is None and call.timeout is not None:
+        settled = "process"  # the one backend that can stop a chunk that overruns
     recorder = None
     if settled is None:
         # Recording starts before the plan, so that a call failing in the planner's
@@ -59,17 +61,22 @@ def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list]:
             recorder.recorder.workers = chosen.workers
             recorder.recorder.backend = chosen.backend
     else:
+        reason = (settled_reason(settled) if call.timeout is None or call.backend != AUTO
+                  else "process: timeout= needs workers that can be stopped")
         chosen = fixed_plan(call.fn, call.iterable, settled, call.workers, call.chunksize,
-                            settled_reason(settled))
+                            reason)
         if call.insights:
             recorder = _start_recording(chosen.workers, settled)
+    if chosen.backend != "serial":  # run on a pool made with the options asked for
+        chosen._retries, chosen._timeout = call.retries, call.timeout
     return _runner.run(chosen, ordered=call.ordered, progress=call.progress, eager=eager,
                        recorder=recorder)
 
 
 def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
          backend: str = AUTO, chunksize: int | None = None,
-         progress: bool = False, insights: bool = False) -> Iterator[Any]:
+         progress: bool = False, insights: bool = False, retries: int | None = None,
+         timeout: float | None = None) -> Iterator[Any]:
     """Lazily yield ``fn(item)`` for each item, in order.
 
     Parameters
@@ -88,26 +95,33 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
     insights : bool
         Record where and when each chunk ran; :func:`allcores.insights` then returns
         the summary (and ``.plot(path)`` the timeline). See ``allcores.timeline``.
+    retries, timeout : optional
+        As for :class:`allcores.Pool` (the call runs on a warm pool made with them).
+        A chunk can be stopped only on processes: ``timeout`` with ``backend="auto"``
+        runs on processes, with ``"thread"``, ``"serial"`` or ``"dask"`` it is refused.
     """
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
-                    progress=progress, insights=insights)
+                    progress=progress, insights=insights, retries=retries, timeout=timeout)
     return flatten_results(_run_call(call))
 
 
 def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
                    workers: int | None = None, backend: str = AUTO,
                    chunksize: int | None = None, progress: bool = False,
-                   insights: bool = False) -> Iterator[Any]:
+                   insights: bool = False, retries: int | None = None,
+                   timeout: float | None = None) -> Iterator[Any]:
     """Like :func:`imap`, but yield results as their chunks finish."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
-                    progress=progress, insights=insights, ordered=False)
+                    progress=progress, insights=insights, ordered=False, retries=retries,
+                    timeout=timeout)
     return flatten_results(_run_call(call))
 
 
 def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
         backend: str = AUTO, chunksize: int | None = None,
-        progress: bool = False, insights: bool = False) -> list:
+        progress: bool = False, insights: bool = False, retries: int | None = None,
+        timeout: float | None = None) -> list:
     """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
-                    progress=progress, insights=insights)
+                    progress=progress, insights=insights, retries=retries, timeout=timeout)
     return concatenate_results(_run_call(call, eager=True))

@@ -18,10 +18,17 @@ import _workloads as w
 import pytest
 
 import allcores
-from allcores import PoolClosedError, WorkerCrashedError
+from allcores import PoolClosedError, WorkerCrashedError, _default_pools
 
 BACKENDS = ["process", "thread"]
 RESULT_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_default_pools():
+    """Leave no warm default pool (``allcores.map``'s) running after this module."""
+    yield
+    _default_pools.terminate_all()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -184,3 +191,31 @@ def test_context_and_start_method_must_agree():
         allcores.Pool(2, start_method="fork", context=multiprocessing.get_context("spawn"))
     with pytest.raises(TypeError, match="context"):
         allcores.Pool(2, context="spawn")
+
+
+# --- module-level calls take the pool's retries= and timeout= ------------------------------
+
+
+def test_module_level_calls_take_timeout_and_retries():
+    from allcores import ChunkTimeoutError
+
+    with pytest.raises(ChunkTimeoutError):
+        allcores.map(functools.partial(sleep_then_square, 30), [1, 2], workers=2,
+                     timeout=0.5, chunksize=1)
+    # auto with a timeout runs on processes: the one backend that can stop a chunk
+    assert allcores.map(w.square, range(5), timeout=30) == [0, 1, 4, 9, 16]
+    assert list(allcores.imap(w.square, range(5), retries=0, backend="process")) == \
+        [0, 1, 4, 9, 16]
+    assert sorted(allcores.imap_unordered(w.square, range(5), retries=2,
+                                          backend="thread")) == [0, 1, 4, 9, 16]
+
+
+def test_module_level_timeout_and_retries_are_checked_like_the_pools():
+    with pytest.raises(ValueError, match="cannot stop a running chunk"):
+        allcores.map(w.square, [1], backend="thread", timeout=1)
+    with pytest.raises(ValueError, match="timeout"):
+        allcores.map(w.square, [1], timeout=0)
+    with pytest.raises(ValueError, match="retries"):
+        allcores.imap(w.square, [1], retries=-1)
+    with pytest.raises(TypeError, match="retries"):
+        allcores.imap_unordered(w.square, [1], retries=1.5)
