@@ -5,10 +5,12 @@ moving it. For each call the planner needs three figures about ``fn``, and measu
 on the call's own first items (their results are kept and handed back first, never
 computed again):
 
-``c``  seconds per item: the median over batches of 1, 2, 4, ... items, until
-       ``SAMPLE_SECONDS`` of the caller's time or ``SAMPLE_MAX_ITEMS`` items. The sample runs in a
-       worker of the warm process pool when there is one (a crash there is a
-       ``WorkerCrashedError``, not the caller's death), else in the caller;
+``c``  seconds per item: batches of 1, 2, 4, ... items run until ``SAMPLE_SECONDS`` of
+       the caller's time or ``SAMPLE_MAX_ITEMS`` items; the lesser per-item cost of
+       the last two (the biggest: other work on the machine only slows a batch
+       down). The sample runs in a worker of the warm process pool when there is one
+       (a crash there is a ``WorkerCrashedError``, not the caller's death), else in
+       the caller;
 ``t``  seconds to move an item and its result through pickle, on each side: the
        median of three timings of the sample's pickling;
 ``e``  how well two threads run it at once (1.0: twice as fast as one; 0.5: the GIL
@@ -463,7 +465,7 @@ def _measure(fn, source: Input, workers: int, cores: int, gil_free: bool,
     sample = run_sample(fn, source, workers, cores, gil_free, length)
     sample.heads = heads + sample.heads
     if checked is not None:
-        sample.batch_costs += checked.batch_costs
+        sample.batch_costs = checked.batch_costs + sample.batch_costs
     heads = sample.heads
     measured = Measured(sample.seconds_per_item,
                         transfer_seconds_per_item(sample.items, sample.results),
