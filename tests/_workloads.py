@@ -197,6 +197,22 @@ def raise_holds_lock(bad, x):
     return x
 
 
+def cpu_spin(seconds):
+    """Busy for ``seconds`` of this thread's CPU time, then ``seconds``: CPU-heavy
+    Python that holds the GIL. (A loop on a wall clock would finish on time on two
+    threads at once, as if the GIL were released.)"""
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
+        pass
+    return seconds
+
+
+def cpu_spin_then(seconds, x):
+    """:func:`cpu_spin` for ``seconds``, then ``x``."""
+    cpu_spin(seconds)
+    return x
+
+
 # --- worker deaths ------------------------------------------------------------------------
 
 

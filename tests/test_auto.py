@@ -44,21 +44,8 @@ def stop_default_pools():
     _default_pools.terminate_all()
 
 
-def spin(seconds):
-    """Busy for ``seconds`` of this thread's CPU time: CPU-heavy Python that holds the
-    GIL. (A loop on a wall clock would finish on time on two threads at once, as if
-    the GIL were released.)"""
-    import time
-
-    deadline = time.thread_time() + seconds
-    while time.thread_time() < deadline:
-        pass
-    return seconds
-
-
-def spin_item(seconds, x):
-    spin(seconds)
-    return x
+spin = w.cpu_spin
+spin_item = w.cpu_spin_then
 
 
 def identity(x):

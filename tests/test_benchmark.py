@@ -645,10 +645,17 @@ def test_a_hung_multiprocessing_terminate_is_bounded():
     pool = multiprocessing.get_context("fork").Pool(2)
     try:
         pool.map(abs, range(4))
-        time.sleep(0.2)   # both workers idle: one of them waits for a task holding the lock
+        # Both workers idle: one of them waits for a task holding the queue's read lock.
+        deadline = time.monotonic() + 10
+        while pool._inqueue._rlock.acquire(block=False):
+            pool._inqueue._rlock.release()
+            assert time.monotonic() < deadline, "no idle worker took the read lock"
+            time.sleep(0.005)
         for process in pool._pool:
             os.kill(process.pid, signal.SIGKILL)
-        time.sleep(0.5)
+        for process in pool._pool:
+            process.join(timeout=10)  # reaped: its death is seen
+            assert process.exitcode is not None
         start = time.perf_counter()
         crash._terminate(pool, timeout=2.0)
         assert time.perf_counter() - start < 10

@@ -19,16 +19,7 @@ def identity(x):
     return x
 
 
-def spin(seconds):
-    """Busy for ``seconds`` of this thread's CPU time: CPU-heavy Python that holds the
-    GIL. (A loop on a wall clock would finish on time on two threads at once, as if
-    the GIL were released.)"""
-    import time
-
-    deadline = time.thread_time() + seconds
-    while time.thread_time() < deadline:
-        pass
-    return seconds
+spin = w.cpu_spin
 
 
 # --- ChunkSizer / ChunkSource --------------------------------------------------------------

@@ -101,7 +101,6 @@ class Input:
 class Sample:
     heads: list[Head]
     batch_costs: list[float]   # seconds per item of each batch, in the order they ran
-    seconds: float
     where: str                 # "in the caller" or "in a worker process"
     speculated: bool = False   # other workers took items while it ran
 
@@ -181,7 +180,7 @@ def take_sample(fn: Callable, source: Input, run_batch, speculation: Speculation
     finally:
         if speculation is not None:
             speculation.disarm()
-    return Sample(_merged_in_caller(heads), costs, spent, where)
+    return Sample(_merged_in_caller(heads), costs, where)
 
 
 def _merged_in_caller(heads: list[Head]) -> list[Head]:

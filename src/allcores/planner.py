@@ -63,7 +63,6 @@ from allcores._memory import Measured, memory
 from allcores._options import AUTO, check_map_arguments, workers_option
 from allcores._results import concatenate_results, flatten_results
 from allcores._sampling import (  # noqa: F401  (SAMPLE_MAX_ITEMS: part of the model)
-    IN_THE_CALLER,
     SAMPLE_MAX_ITEMS,
     SPECULATE_AFTER_S,
     Head,
