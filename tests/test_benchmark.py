@@ -639,6 +639,7 @@ def test_a_hung_multiprocessing_terminate_is_bounded():
     """multiprocessing.Pool.terminate() hangs when a worker died holding the task queue's
     read lock; the crash section then kills the workers itself and carries on."""
     import multiprocessing
+    import multiprocessing.connection
     import signal
     import time
 
@@ -651,17 +652,23 @@ def test_a_hung_multiprocessing_terminate_is_bounded():
             pool._inqueue._rlock.release()
             assert time.monotonic() < deadline, "no idle worker took the read lock"
             time.sleep(0.005)
-        for process in pool._pool:
+        # Kill both. The pool's worker handler reaps and replaces them behind our back (a
+        # join here would race its waitpid), so wait for their sentinels to close instead.
+        workers = list(pool._pool)
+        for process in workers:
             os.kill(process.pid, signal.SIGKILL)
-        for process in pool._pool:
-            process.join(timeout=10)  # reaped: its death is seen
-            assert process.exitcode is not None
+        sentinels = [process.sentinel for process in workers]
+        deadline = time.monotonic() + 10
+        while sentinels and time.monotonic() < deadline:
+            for ended in multiprocessing.connection.wait(sentinels, timeout=1):
+                sentinels.remove(ended)
+        assert not sentinels, "a SIGKILLed worker did not end"
         start = time.perf_counter()
         crash._terminate(pool, timeout=2.0)
         assert time.perf_counter() - start < 10
         # Whether or not terminate() hung (it depends on timing), no worker is left.
         assert all(p.exitcode is not None for p in pool._pool)
     finally:
-        for process in pool._pool:
-            if process.exitcode is None:
-                process.kill()
+        # Whatever failed above: no worker left behind, and no pool finalizer left to hang
+        # in terminate() at exit (a second call returns at once).
+        crash._terminate(pool, timeout=2.0)

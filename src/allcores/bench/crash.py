@@ -191,10 +191,17 @@ def _terminate(pool, timeout: float = TERMINATE_TIMEOUT_S) -> bool:
     if not stopper.is_alive():
         pool.join()
         return True
-    for process in list(getattr(pool, "_pool", [])):
-        if process.exitcode is None:
+    # The pool's worker handler may still be replacing a dead worker as this runs (it
+    # stops once terminate() has marked it): kill until no live worker is left.
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in list(getattr(pool, "_pool", [])) if p.exitcode is None]
+        if not alive or time.monotonic() > deadline:
+            break
+        for process in alive:
             process.kill()
-        process.join(timeout)
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
     return False
 
 
