@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
     from allcores import kernels
     from allcores._async import AsyncResult
     from allcores.errors import WorkerCrashedError
+    from allcores.executor import Executor
     from allcores.cpu import cpu_count
     from allcores.planner import Plan, nogil, plan
     from allcores.pool import Pool
@@ -45,6 +46,7 @@ __all__ = [
     "AllcoresError",
     "AsyncResult",
     "ChunkTimeoutError",
+    "Executor",
     "Insights",
     "Plan",
     "Pool",
@@ -66,6 +68,7 @@ __all__ = [
 _LAZY_NAMES = {
     "WorkerCrashedError": "allcores.errors",  # its base is not for workers to import
     "AsyncResult": "allcores._async",
+    "Executor": "allcores.executor",
     "cpu_count": "allcores.cpu",
     "Plan": "allcores.planner",
     "nogil": "allcores.planner",
@@ -81,7 +84,7 @@ _LAZY_NAMES = {
 # Submodules that `import allcores` used to import eagerly, so that `allcores.native`
 # (say) worked after a bare `import allcores`: they still resolve, on first access.
 _LAZY_SUBMODULES = frozenset({
-    "backends", "cpu", "dispatch", "errors", "kernels", "native", "planner", "pool",
+    "backends", "cpu", "dispatch", "errors", "executor", "kernels", "native", "planner", "pool",
     "pure", "shortcuts", "timeline",
     "_calls", "_execute", "_futures", "_kernel_blocks", "_lifecycle", "_main_guard",
     "_messages", "_shm", "_validate", "_version",

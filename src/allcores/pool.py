@@ -33,7 +33,7 @@ from allcores._options import (
 )
 from allcores._results import concatenate_results, flatten_results, progress_bar, started
 from allcores._async import AsyncResult
-from allcores._futures import CallbackSafeFuture, settle
+from allcores._futures import CallbackSafeFuture, SubmitFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import refuse_work_while_main_is_imported
 from allcores.backends import create_backend, running_in_worker, validate_backend_name
@@ -85,6 +85,11 @@ class Pool:
         Seconds a chunk may run (process backend): an overrunning chunk's worker is
         killed and replaced, and :class:`ChunkTimeoutError` (a ``TimeoutError``) is
         raised. Threads and Dask tasks cannot be stopped: those backends refuse it.
+    maxtasksperchild : int, optional
+        Process backend: a worker is replaced by a fresh one after running this many
+        tasks, as in ``multiprocessing.Pool`` (a task is a chunk: one ``submit`` or
+        ``apply`` call, or one chunk of a map). Default None: workers live as long as
+        the pool.
     address, client : optional
         Dask only: a scheduler address (default ``ALLCORES_DASK_ADDRESS``) or an existing
         ``distributed.Client``; with neither, a local cluster of ``workers``
@@ -117,6 +122,7 @@ class Pool:
         context: multiprocessing.context.BaseContext | None = None,
         retries: int = 1,
         timeout: float | None = None,
+        maxtasksperchild: int | None = None,
         address: str | None = None,
         client: Any = None,
         insights: bool = False,
@@ -131,6 +137,11 @@ class Pool:
         workers = workers_option(workers) or cpu_count()
         retries = retries_option(retries)
         timeout = timeout_option(timeout, backend)
+        if maxtasksperchild is not None:
+            check.integer("maxtasksperchild", maxtasksperchild, min=1)
+            if "max_tasks" not in backend_class.option_names:
+                raise ValueError(f"maxtasksperchild: the {backend!r} backend does not "
+                                 "replace its workers; use backend='process'")
         if context is not None:  # a multiprocessing context: its start method
             if not isinstance(context, multiprocessing.context.BaseContext):
                 raise TypeError(f"context: expected a multiprocessing context, got: "
@@ -169,7 +180,7 @@ class Pool:
         wanted = set(backend_class.option_names)
         options = dict(start_method=start_method, initializer=initializer,
                        initargs=initargs or None, retries=retries, timeout=timeout,
-                       address=address, client=client)
+                       max_tasks=maxtasksperchild, address=address, client=client)
         self._backend = create_backend(
             backend, workers, self._lifecycle,
             **{k: v for k, v in options.items() if k in wanted})
@@ -239,14 +250,20 @@ class Pool:
             self._chunk_results(fn, iterable, chunksize, ordered=True, star=True))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``."""
+        """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``.
+
+        The future is pending until a worker takes the call (``cancel()`` then succeeds
+        and the call never runs), running while it runs, then done. On the Dask backend
+        it stays pending until done (Dask does not say when a task starts); cancelling
+        it there drops the task from the cluster."""
         check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
         self._lifecycle.check(new_call=True)
         backend = self._backend_for_this_thread()
         chunk_future = backend.submit(backend.prepare(call), Chunk(0, [args]), True)
-        result: Future = CallbackSafeFuture()
-        result.set_running_or_notify_cancel()
+        # Pending until a worker takes the chunk: cancel() works until then.
+        result = SubmitFuture(chunk_future)
+        chunk_future.follow_with(result)
 
         def forward(done: Future) -> None:
             # Runs where the chunk's future settles (an engine thread, maybe): whatever
@@ -254,6 +271,8 @@ class Pool:
             value, error = None, None
             try:
                 if done.cancelled():
+                    if result.cancelling:
+                        return  # the caller's cancel(): it cancels the result itself
                     error = PoolClosedError("the pool was terminated")
                 elif (error := done.exception()) is None:
                     value = chunk_values(done.result(), 1)[0]
@@ -392,11 +411,21 @@ class Pool:
         still be read to its end; a submitted future settles); then the workers stop.
         Waits for that unless a map is still open (being read, maybe by the very code
         that closes the pool): the workers then stop when the last one ends."""
+        self._close(wait=True)
+
+    def _close(self, *, wait: bool) -> None:
+        """close(); ``wait=False`` returns at once, the work already submitted finishing
+        on a thread (not a daemon: the interpreter's exit waits for that work, as it
+        does for a ``concurrent.futures`` executor shut down without waiting)."""
         if not self._lifecycle.owned:
             return  # the parent's pool: nothing here to stop
         if self._lifecycle.close():
-            self._shutdown(wait=True)
             self._finalizer.detach()
+            if wait:
+                self._shutdown(wait=True)
+            else:
+                threading.Thread(target=self._shutdown, kwargs={"wait": True},
+                                 name="allcores-close").start()
 
     def terminate(self) -> None:
         """Stop the workers now; unfinished work fails with :class:`PoolClosedError`.

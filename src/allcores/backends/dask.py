@@ -119,7 +119,7 @@ from allcores._execute import (
     FunctionCache,
     dumps,
 )
-from allcores._futures import CallbackSafeFuture, settle
+from allcores._futures import ChunkFuture, settle
 from allcores._lifecycle import Lifecycle
 from allcores._messages import ChunkDone, ChunkFailed, RunChunk
 from allcores.backends.base import Backend, Chunk
@@ -401,7 +401,7 @@ class DaskBackend(Backend):
                          f"{chunk.first_item}..{chunk.stop_item - 1} (in the caller)")
             raise
         task = RunChunk(0, prepared_fn.fn_id, prepared_fn.payload, items_payload, star)
-        future: Future = CallbackSafeFuture()
+        future: ChunkFuture = ChunkFuture()
         future.sent_bytes = len(items_payload)  # for the result (the window's byte bound)
         with self._lock:
             if self._closed:

@@ -92,7 +92,7 @@ from allcores._execute import (
     main_is_importable,
     unpack_exception,
 )
-from allcores._futures import CallbackSafeFuture, settle
+from allcores._futures import ChunkFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import (
     MAIN_GUARD_EXIT_CODE,
@@ -168,7 +168,7 @@ class _Job:
         self.star = star
         self.first_item = chunk.first_item
         self.stop_item = chunk.stop_item
-        self.future: Future = CallbackSafeFuture()
+        self.future: ChunkFuture = ChunkFuture()
         self.attempts = 0          # times a worker started running it
         self.started = False       # future marked running (done once, when first sent)
         self.sent_at = 0.0         # perf_counter when last sent to a worker
@@ -179,7 +179,7 @@ class _WorkerHandle:
     """The manager's view of one worker process."""
 
     __slots__ = ("process", "channel", "pidfd", "exit_watch", "label", "ready", "job",
-                 "deadline", "functions", "doomed", "hung_up")
+                 "deadline", "functions", "doomed", "hung_up", "tasks", "retired")
 
     def __init__(self, process, channel: Channel, pidfd: int | None):
         self.process = process
@@ -193,11 +193,15 @@ class _WorkerHandle:
         self.functions = FunctionCache()     # mirror of the worker's own function cache
         self.doomed = False            # killed on purpose (timeout): its death is no crash
         self.hung_up = False           # its socket closed: it is dying
+        self.tasks = 0                 # chunks it ran to a reply
+        self.retired = False           # asked to stop after max_tasks: already replaced
 
     @property
     def can_take_work(self) -> bool:
-        """Ready, idle, and neither killed on purpose nor dying (its socket closed)."""
-        return self.ready and self.job is None and not self.doomed and not self.hung_up
+        """Ready, idle, and neither killed on purpose, retired nor dying (its socket
+        closed)."""
+        return (self.ready and self.job is None and not self.doomed and not self.hung_up
+                and not self.retired)
 
     def kill(self, children: dict[int, list[int]] | None = None) -> None:
         """SIGKILL the worker, through the pidfd where there is one (it cannot hit a
@@ -393,14 +397,18 @@ class ProcessBackend(Backend):
     # A round trip to a worker: pickling, two socket hops, the manager's and the
     # caller's wake-ups (0.1-0.3 ms measured on a 2-core machine).
     chunk_overhead_s = 1e-4
-    option_names = ("start_method", "initializer", "initargs", "retries", "timeout")
+    option_names = ("start_method", "initializer", "initargs", "retries", "timeout",
+                    "max_tasks")
 
     def __init__(self, workers: int, *, lifecycle: Lifecycle, start_method: str,
                  initializer=None, initargs=(), retries: int = 1,
-                 timeout: float | None = None):
+                 timeout: float | None = None, max_tasks: int | None = None):
         self.workers = workers
         self.retries = retries
         self.timeout = timeout
+        # A worker is replaced after running this many chunks (multiprocessing's
+        # maxtasksperchild: a chunk is what it counts as a task); None: never.
+        self.max_tasks = max_tasks
         self._lifecycle = lifecycle
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
@@ -764,6 +772,30 @@ class ProcessBackend(Backend):
                     reply.results_payload, len(job.items_payload)), None))
             else:
                 self._replied.append((job.future, None, ChunkError.from_reply(reply)))
+            handle.tasks += 1
+            if self.max_tasks is not None and handle.tasks >= self.max_tasks:
+                self._retire(handle)
+
+    def _retire(self, handle: _WorkerHandle) -> None:
+        """``handle`` ran ``max_tasks`` chunks: ask it to stop (its exit is no crash) and
+        start its replacement now, not once it has exited: the pool keeps its size."""
+        handle.retired = True
+        try:
+            handle.channel.send(msg.Stop())
+        except OSError:
+            self._hang_up(handle)
+        else:
+            self._watch.set(handle.channel, write=handle.channel.wants_to_write)
+        if self._wants_replacements():
+            self._add_worker()
+
+    def _wants_replacements(self) -> bool:
+        """Whether a worker that goes is replaced: not once the pool is stopping, unless
+        queued work still needs one (a close() that lets queued work finish)."""
+        with self._lock:
+            replace = self._stop_request is None or (
+                self._stop_request == "drain" and bool(self._queue))
+        return replace and self._lifecycle.state in (State.OPEN, State.CLOSED)
 
     def _on_exit(self, handle: _WorkerHandle) -> None:
         """The worker's process ended: account for its chunk, and replace it."""
@@ -795,11 +827,8 @@ class ProcessBackend(Backend):
                 self._break(WorkerInitError(
                     f"worker processes die while starting ({describe_exit(exitcode)}, "
                     f"{self._start_failures} times in a row)"))
-        with self._lock:
-            replace = self._stop_request is None or (
-                self._stop_request == "drain" and bool(self._queue))
-        if replace and self._lifecycle.state in (State.OPEN, State.CLOSED):
-            self._add_worker()
+        if not handle.retired and self._wants_replacements():
+            self._add_worker()  # (a retired worker was replaced when it retired)
 
     def _forget(self, handle: _WorkerHandle) -> None:
         """Reap the process and close everything of it (it has exited or is killed)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 from allcores._execute import ChunkError, ItemError, run_items
-from allcores._futures import CallbackSafeFuture
+from allcores._futures import ChunkFuture
 from allcores._lifecycle import Lifecycle
 from allcores.backends.base import Backend, Chunk
 from allcores.errors import WorkerInitError
@@ -29,7 +29,7 @@ class SerialBackend(Backend):
 
     def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
         self._lifecycle.check(new_call=False)
-        future: Future = CallbackSafeFuture()
+        future: ChunkFuture = ChunkFuture()
         future.set_running_or_notify_cancel()
         try:
             future.set_result(run_items(prepared_fn, chunk.items, star))

@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from allcores._execute import ChunkError, ItemError, run_items
-from allcores._futures import CallbackSafeFuture, settle
+from allcores._futures import ChunkFuture, settle
 from allcores._lifecycle import Lifecycle
 from allcores.backends import THREAD_NAME_PREFIX, running_chunks_of
 from allcores.backends.base import Backend, Chunk
@@ -44,7 +44,7 @@ class ThreadBackend(Backend):
                                             thread_name_prefix=THREAD_NAME_PREFIX)
 
     def submit(self, prepared_fn, chunk: Chunk, star: bool) -> Future:
-        future: Future = CallbackSafeFuture()
+        future: ChunkFuture = ChunkFuture()
         with self._lock:
             self._lifecycle.check(new_call=False)
             if self._stopped:
