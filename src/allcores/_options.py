@@ -31,7 +31,15 @@ def check_map_arguments(fn: object, iterable: object, chunksize: object) -> None
 
 def chunksize_option(chunksize: object) -> int | None:
     """``chunksize`` as given (None: chunk sizes adapt to the measured cost of items)."""
-    return None if chunksize is None else check.integer("chunksize", chunksize, min=1)
+    if chunksize is None:
+        return None
+    if hasattr(chunksize, "__iter__") and not hasattr(chunksize, "__index__"):
+        # map(pow, xs, ys), as builtins.map takes it: multiprocessing's map reads ys as
+        # the chunk size too. Say what to write instead.
+        raise TypeError(f"chunksize: expected an integer, got: {check.describe(chunksize)}. "
+                        "A map takes one iterable: for a function of several arguments, "
+                        "use starmap(fn, zip(xs, ys)) (or Executor.map(fn, xs, ys))")
+    return check.integer("chunksize", chunksize, min=1)
 
 
 def workers_option(workers: object) -> int | None:

@@ -219,3 +219,75 @@ def test_module_level_timeout_and_retries_are_checked_like_the_pools():
         allcores.imap(w.square, [1], retries=-1)
     with pytest.raises(TypeError, match="retries"):
         allcores.imap_unordered(w.square, [1], retries=1.5)
+
+
+# --- _TestPoolWorkerLifetime: maxtasksperchild ---------------------------------------------
+
+
+def test_maxtasksperchild_replaces_workers_and_loses_nothing():
+    # multiprocessing counts a task per apply and per chunk of a map: so does allcores.
+    with allcores.Pool(3, maxtasksperchild=10) as pool:
+        results = [pool.apply_async(w.whoami, (x,)) for x in range(100)]
+        answers = [r.get(timeout=RESULT_TIMEOUT_S) for r in results]
+    assert [x for x, _, _ in answers] == list(range(100))
+    pids = [pid for _, pid, _ in answers]
+    # 100 tasks, at most 10 per worker: at least 10 different workers ran them, and
+    # none ran more than 10.
+    assert len(set(pids)) >= 10
+    assert max(pids.count(pid) for pid in set(pids)) <= 10
+
+
+def test_maxtasksperchild_counts_chunks_of_a_map():
+    with allcores.Pool(2, maxtasksperchild=1) as pool:
+        pids = pool.map(w.getpid, range(6), chunksize=1)
+    assert len(set(pids)) == 6  # one task (chunk) per worker: six workers in turn
+
+
+def test_maxtasksperchild_early_close():
+    # CPython's test_pool_worker_lifetime_early_close: workers that retire while the
+    # pool closes still deliver every result.
+    pool = allcores.Pool(1, maxtasksperchild=1)
+    results = [pool.apply_async(sleep_then_square, (0.01, x)) for x in range(3)]
+    pool.close()
+    assert pool.join(RESULT_TIMEOUT_S)
+    assert [r.get(timeout=0) for r in results] == [0, 1, 4]
+
+
+def test_maxtasksperchild_is_checked():
+    with pytest.raises(ValueError, match="maxtasksperchild"):
+        allcores.Pool(1, maxtasksperchild=0)
+    with pytest.raises(TypeError, match="maxtasksperchild"):
+        allcores.Pool(1, maxtasksperchild=1.5)
+    # Threads are never replaced: refused, not ignored.
+    with pytest.raises(ValueError, match="maxtasksperchild"):
+        allcores.Pool(1, backend="thread", maxtasksperchild=5)
+
+
+# --- submit futures: pending until a worker takes the call ---------------------------------
+
+
+def test_a_queued_submit_is_pending_and_cancellable(pool, tmp_path):
+    gate, started = str(tmp_path / "gate"), str(tmp_path / "started")
+    try:
+        busy = [pool.submit(w.gated, gate, {x}, started, None, x) for x in (1, 2)]
+        queued = pool.submit(w.square, 5)
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        while len(w.read_lines(started)) < 2:  # both workers hold a call
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.005)
+        assert all(f.running() for f in busy)
+        assert not queued.running() and not queued.done()
+        assert not busy[0].cancel()  # a running call cannot be cancelled
+        assert queued.cancel() and queued.cancelled()
+    finally:
+        open(gate, "w").close()
+    assert [f.result(timeout=RESULT_TIMEOUT_S) for f in busy] == [1, 4]
+    assert pool.apply(w.square, (6,)) == 36  # the pool goes on
+
+
+def test_map_with_two_iterables_says_to_use_starmap(pool):
+    # multiprocessing reads the second iterable as the chunk size, as this does; the
+    # error says what to write instead.
+    with pytest.raises(TypeError, match=r"chunksize.*starmap\(fn, zip\(xs, ys\)\)"):
+        pool.map(pow, [1, 2], [3, 4])
+    assert pool.starmap(pow, zip([1, 2], [3, 4])) == [1, 16]
