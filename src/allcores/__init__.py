@@ -32,7 +32,22 @@ from allcores.errors import (
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
-    from allcores import kernels
+    # The public submodules, which __getattr__ resolves too (`name as name`: re-exported)
+    from allcores import (
+        backends as backends,
+        blocks as blocks,
+        cpu as cpu,
+        dispatch as dispatch,
+        errors as errors,
+        executor as executor,
+        kernels as kernels,
+        native as native,
+        planner as planner,
+        pool as pool,
+        pure as pure,
+        shortcuts as shortcuts,
+        timeline as timeline,
+    )
     from allcores._async import AsyncResult
     from allcores.errors import WorkerCrashedError
     from allcores.executor import Executor
@@ -84,23 +99,25 @@ _LAZY_NAMES = {
 # Submodules that `import allcores` used to import eagerly, so that `allcores.native`
 # (say) worked after a bare `import allcores`: they still resolve, on first access.
 _LAZY_SUBMODULES = frozenset({
-    "backends", "cpu", "dispatch", "errors", "executor", "kernels", "native", "planner", "pool",
-    "pure", "shortcuts", "timeline",
+    "backends", "blocks", "cpu", "dispatch", "errors", "executor", "kernels", "native",
+    "planner", "pool", "pure", "shortcuts", "timeline",
     "_calls", "_execute", "_futures", "_kernel_blocks", "_lifecycle", "_main_guard",
     "_messages", "_shm", "_validate", "_version",
 })
 
 
-def __getattr__(name: str):
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is not None:
-        value = getattr(importlib.import_module(module_name), name)
-    elif name in _LAZY_SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip this function
-    return value
+if not TYPE_CHECKING:  # a type checker would take any unknown name for this: Any
+
+    def __getattr__(name: str):
+        module_name = _LAZY_NAMES.get(name)
+        if module_name is not None:
+            value = getattr(importlib.import_module(module_name), name)
+        elif name in _LAZY_SUBMODULES:
+            value = importlib.import_module(f"{__name__}.{name}")
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:

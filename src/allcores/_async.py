@@ -13,23 +13,25 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Callable, Generic
+
+from allcores._types import R
 
 
-class AsyncResult:
+class AsyncResult(Generic[R]):
     """The result of an ``*_async`` call: ``get(timeout)``, ``wait(timeout)``,
     ``ready()``, ``successful()``; ``future`` is the underlying
-    ``concurrent.futures.Future``."""
+    ``concurrent.futures.Future``. ``AsyncResult[R]``: ``get()`` returns an ``R``."""
 
-    def __init__(self, future: Future, callback: Callable[[Any], Any] | None = None,
-                 error_callback: Callable[[BaseException], Any] | None = None):
+    def __init__(self, future: Future[R], callback: Callable[[R], object] | None = None,
+                 error_callback: Callable[[BaseException], object] | None = None) -> None:
         self.future = future
         self._callback = callback
         self._error_callback = error_callback
         self._ready = threading.Event()
         future.add_done_callback(self._settled)
 
-    def _settled(self, future: Future) -> None:
+    def _settled(self, future: Future[R]) -> None:
         try:
             error = future.exception() if not future.cancelled() else None
             if error is None and not future.cancelled():
@@ -53,7 +55,7 @@ class AsyncResult:
             raise ValueError(f"{self!r} not ready")
         return not self.future.cancelled() and self.future.exception() is None
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None) -> R:
         """The result, or the call's exception raised; ``multiprocessing.TimeoutError``
         if it is not ready within ``timeout`` seconds."""
         if not self._ready.wait(timeout):

@@ -8,12 +8,12 @@ starts (and no item is read) for a call that is refused.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Final, Iterable, NamedTuple
 
 from allcores import _checks as check
 from allcores.backends import BACKENDS, validate_backend_name
 
-AUTO = "auto"
+AUTO: Final = "auto"  # Final: a type checker takes it as Literal["auto"]
 
 
 def check_callable(fn: object, name: str = "fn") -> None:

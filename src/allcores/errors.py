@@ -31,6 +31,8 @@ original type and message, its remote traceback chained as ``__cause__``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 
 class AllcoresError(Exception):
     """Base class of the exceptions raised by allcores itself."""
@@ -71,11 +73,24 @@ def _make_worker_crashed_error() -> type:
     return WorkerCrashedError
 
 
-def __getattr__(name: str):
-    if name == "WorkerCrashedError":
-        cls = globals()[name] = _make_worker_crashed_error()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:  # what type checkers see; at run time it is made on first use
+    from concurrent.futures.process import BrokenProcessPool
+
+    class WorkerCrashedError(AllcoresError, BrokenProcessPool):
+        first_item: int
+        stop_item: int
+        exitcode: int | None
+        attempts: int
+
+        def __init__(self, first_item: int, stop_item: int, exitcode: int | None,
+                     attempts: int) -> None: ...
+else:
+
+    def __getattr__(name: str):
+        if name == "WorkerCrashedError":
+            cls = globals()[name] = _make_worker_crashed_error()
+            return cls
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ChunkTimeoutError(AllcoresError, TimeoutError):

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from allcores import _checks as check
 from allcores._results import flatten_results
+from allcores._types import BackendName, P, R
 from allcores.pool import Pool
 
 
@@ -64,17 +65,17 @@ class Executor(concurrent.futures.Executor):
         self,
         max_workers: int | None = None,
         mp_context: multiprocessing.context.BaseContext | None = None,
-        initializer: Callable[..., Any] | None = None,
+        initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         *,
         max_tasks_per_child: int | None = None,
-        backend: str = "process",
+        backend: BackendName = "process",
         retries: int = 1,
         timeout: float | None = None,
         max_bytes: int | None = None,
         address: str | None = None,
         client: Any = None,
-    ):
+    ) -> None:
         if max_tasks_per_child is not None:
             check.integer("max_tasks_per_child", max_tasks_per_child, min=1)
         self._pool = Pool(max_workers, initializer, initargs, backend=backend,
@@ -82,7 +83,7 @@ class Executor(concurrent.futures.Executor):
                           maxtasksperchild=max_tasks_per_child, max_bytes=max_bytes,
                           address=address, client=client)
         self._lock = threading.Lock()
-        self._pending: set[concurrent.futures.Future] = set()  # under _lock: not done
+        self._pending: set[concurrent.futures.Future[Any]] = set()  # under _lock: not done
         # Dropped without shutdown(): the work already submitted still finishes (as
         # with the standard executors), then the workers stop. Not at the
         # interpreter's exit: live pools are terminated then (see allcores.pool).
@@ -97,8 +98,8 @@ class Executor(concurrent.futures.Executor):
     def backend(self) -> str:
         return self._pool.backend
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[P, R], /, *args: P.args,
+               **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
         """Run ``fn(*args, **kwargs)`` on a worker. The future is pending until a worker
         takes the call (``cancel()`` works until then). ``RuntimeError``
         (:class:`allcores.PoolClosedError`) after :meth:`shutdown`."""
@@ -108,12 +109,12 @@ class Executor(concurrent.futures.Executor):
         future.add_done_callback(self._forget)
         return future
 
-    def _forget(self, future: concurrent.futures.Future) -> None:
+    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
         with self._lock:
             self._pending.discard(future)
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
-            timeout: float | None = None, chunksize: int | None = None) -> Iterator[Any]:
+    def map(self, fn: Callable[..., R], *iterables: Iterable[Any],
+            timeout: float | None = None, chunksize: int | None = None) -> Iterator[R]:
         """``fn(*args)`` for each tuple of ``zip(*iterables)``, in order, as an iterator.
 
         The input is read lazily, in chunks (``chunksize``; None: sized by allcores),
@@ -145,7 +146,7 @@ class Executor(concurrent.futures.Executor):
         return f"<allcores.Executor backend={self.backend!r} workers={self.workers}>"
 
 
-def _within(chunks: Iterator[list], deadline: float, timeout: float) -> Iterator[list]:
+def _within(chunks: Iterator[list[Any]], deadline: float, timeout: float) -> Iterator[list[Any]]:
     """``chunks``, raising ``TimeoutError`` once ``deadline`` (``time.monotonic()``) has
     passed with the next one not there. A thread reads ``chunks`` (its ``next`` cannot
     be interrupted), at most one chunk ahead of the caller."""
@@ -165,10 +166,10 @@ class _Relay:
     a deadline. Holds at most one chunk; once abandoned, closes the iterator (which
     cancels the queued chunks) as soon as its current ``next`` returns."""
 
-    def __init__(self, chunks: Iterator[list]):
+    def __init__(self, chunks: Iterator[list[Any]]):
         self._chunks = chunks
         self._cond = threading.Condition()
-        self._ready: collections.deque[list] = collections.deque()  # under _cond
+        self._ready: collections.deque[list[Any]] = collections.deque()  # under _cond
         self._finished = False                                        # under _cond
         self._error: BaseException | None = None                      # under _cond
         self._abandoned = False                                       # under _cond
@@ -196,7 +197,7 @@ class _Relay:
                 self._finished, self._error = True, error
                 self._cond.notify_all()
 
-    def take(self, deadline: float, timeout: float) -> list | None:
+    def take(self, deadline: float, timeout: float) -> list[Any] | None:
         """The next chunk's results; None at the end; the map's error raised."""
         with self._cond:
             while not self._ready and not self._finished:

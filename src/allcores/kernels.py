@@ -39,7 +39,7 @@ Data flow::
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
@@ -48,9 +48,13 @@ from allcores import _validate as check
 from allcores import pure, shortcuts
 from allcores._shm import SharedArray
 from allcores._options import backend_option, workers_option
+from allcores._types import BackendChoice, KernelImpl
 from allcores.backends import validate_backend_name
 from allcores.cpu import cpu_count
 from allcores.planner import backend_override, settled_backend
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["count_primes", "fannkuch", "is_prime", "mandelbrot", "monte_carlo_pi"]
 
@@ -198,10 +202,10 @@ def mandelbrot(
     *,
     max_iter: int = 256,
     bounds: tuple[float, float, float, float] = DEFAULT_BOUNDS,
-    impl: str = "native",
+    impl: KernelImpl = "native",
     workers: int | None = None,
-    backend: str = "auto",
-) -> np.ndarray:
+    backend: BackendChoice = "auto",
+) -> npt.NDArray[np.uint32]:
     """Escape counts of a ``width x height`` image of the Mandelbrot set.
 
     Parameters
@@ -217,7 +221,7 @@ def mandelbrot(
     impl : {"native", "python"}
     workers : int, optional
         Workers to use; default :func:`allcores.cpu_count`.
-    backend : {"auto", "thread", "process", "serial"}
+    backend : {"auto", "thread", "process", "serial", "dask"}
         ``"auto"``: see :func:`resolve_backend`.
 
     Returns
@@ -287,8 +291,8 @@ def _prime_work(lo: int, hi: int) -> tuple[int, int]:
     return (hi - lo) * PRIME_MILLER_RABIN_WEIGHT, PRIME_MILLER_RABIN_MIN_BLOCK
 
 
-def count_primes(lo: int, hi: int, *, impl: str = "native", workers: int | None = None,
-                 backend: str = "auto") -> int:
+def count_primes(lo: int, hi: int, *, impl: KernelImpl = "native", workers: int | None = None,
+                 backend: BackendChoice = "auto") -> int:
     """The number of primes ``p`` with ``lo <= p < hi`` (``0 <= lo <= hi <= 2**64``).
 
     ``workers`` and ``backend`` as for :func:`mandelbrot`.
@@ -305,8 +309,9 @@ def count_primes(lo: int, hi: int, *, impl: str = "native", workers: int | None 
                                   for a, b in _split(lo, hi, plan.blocks)], plan))
 
 
-def is_prime(values, *, impl: str = "native", workers: int | None = None,
-             backend: str = "auto") -> np.ndarray:
+def is_prime(values: npt.ArrayLike, *, impl: KernelImpl = "native",
+             workers: int | None = None,
+             backend: BackendChoice = "auto") -> npt.NDArray[np.bool_]:
     """Whether each value is prime: a ``bool`` array of the same shape as ``values``.
 
     ``values`` may be an int, a (nested) list of ints or an integer numpy array, each
@@ -338,8 +343,8 @@ def is_prime(values, *, impl: str = "native", workers: int | None = None,
         return shared_out.to_numpy().reshape(numbers.shape)
 
 
-def fannkuch(n: int, *, impl: str = "native", workers: int | None = None,
-             backend: str = "auto") -> tuple[int, int]:
+def fannkuch(n: int, *, impl: KernelImpl = "native", workers: int | None = None,
+             backend: BackendChoice = "auto") -> tuple[int, int]:
     """``(checksum, max_flips)`` of the Benchmarks Game fannkuch-redux for ``n`` elements
     (``1 <= n <= 12``); ``fannkuch(7) == (228, 16)``.
 
@@ -356,8 +361,8 @@ def fannkuch(n: int, *, impl: str = "native", workers: int | None = None,
     return sum(checksum for checksum, _ in results), max(flips for _, flips in results)
 
 
-def monte_carlo_pi(samples: int, *, seed: int = 0, impl: str = "native",
-                   workers: int | None = None, backend: str = "auto") -> float:
+def monte_carlo_pi(samples: int, *, seed: int = 0, impl: KernelImpl = "native",
+                   workers: int | None = None, backend: BackendChoice = "auto") -> float:
     """Estimate pi as ``4 * hits / samples`` from ``samples`` SplitMix64 points.
 
     The estimate depends only on ``samples`` and ``seed``, never on how the samples

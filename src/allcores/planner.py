@@ -56,7 +56,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Generic, Iterable, Iterator
 
 from allcores import _default_pools, _runner
 from allcores._memory import Measured, memory
@@ -72,6 +72,7 @@ from allcores._sampling import (  # noqa: F401  (SAMPLE_MAX_ITEMS: part of the m
     transfer_seconds_per_item,
     worth_a_thread_probe,
 )
+from allcores._types import P, R, T
 from allcores.backends import BACKENDS, running_in_worker
 from allcores.cpu import cpu_count
 from allcores.dispatch import SLICEABLE, ChunkSizer, known_length
@@ -99,10 +100,11 @@ UNKNOWN_LENGTH_ITEMS = 10_000
 # --- which functions release the GIL -----------------------------------------------------
 
 
-def nogil(fn: Callable) -> Callable:
+def nogil(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark ``fn`` as releasing the GIL for most of its run (it calls native code that
     does), so that ``backend="auto"`` weighs threads for it even before timing them.
-    Returns ``fn`` itself."""
+    Returns ``fn`` itself (a builtin, which takes no attributes: a wrapper with its
+    signature)."""
     try:
         fn.__allcores_nogil__ = True
     except (AttributeError, TypeError):  # builtins take no attributes: wrap them
@@ -118,10 +120,13 @@ def nogil(fn: Callable) -> Callable:
 def releases_gil(fn: Callable) -> bool:
     """Whether ``fn`` is known to run without the GIL: a native allcores kernel, a
     function marked with :func:`nogil`, or a ``functools.partial`` of one."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return bool(getattr(fn, "__allcores_nogil__", False)
-                or getattr(fn, "__module__", None) == "allcores.native")
+    while True:
+        if (getattr(fn, "__allcores_nogil__", False)
+                or getattr(fn, "__module__", None) == "allcores.native"):
+            return True
+        if not isinstance(fn, functools.partial):
+            return False
+        fn = fn.func  # a partial marked itself, or of a marked function
 
 
 # --- the resolver: what "auto" means before anything is measured -------------------------
@@ -160,7 +165,7 @@ def settled_backend(backend: str) -> str | None:
 
 
 @dataclasses.dataclass
-class Plan:
+class Plan(Generic[R]):
     """How ``allcores.map(fn, iterable)`` runs, and why: a value that
     :meth:`map` / :meth:`imap` execute exactly as it says.
 
@@ -217,15 +222,15 @@ class Plan:
                 f"reason={self.reason!r})")
 
     @property
-    def sampled_results(self) -> list:
+    def sampled_results(self) -> list[R]:
         """The results of the items the planner ran itself, in input order."""
         return [r for head in self._head if head.results is not None for r in head.results]
 
-    def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[Any]:
+    def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[R]:
         """Run the plan lazily: the sampled results first, then the rest of the input."""
         return flatten_results(_runner.run(self, ordered=ordered, progress=progress))
 
-    def map(self, *, progress: bool = False) -> list:
+    def map(self, *, progress: bool = False) -> list[R]:
         """Run the plan: ``list(map(fn, iterable))``."""
         return concatenate_results(_runner.run(self, progress=progress, eager=True))
 
@@ -307,8 +312,8 @@ def _decide(predictions: list[_Prediction], previous: str | None) -> _Prediction
 # --- plan() ------------------------------------------------------------------------------------
 
 
-def plan(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
-         workers: int | None = None) -> Plan:
+def plan(fn: Callable[[T], R], iterable: Iterable[T], *,
+         workers: int | None = None) -> Plan[R]:
     """Decide how to run ``fn`` over ``iterable``, without running all of it.
 
     Times the first items (their results are kept in the plan and reused), measures

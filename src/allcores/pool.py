@@ -19,7 +19,8 @@ import sys
 import threading
 import weakref
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Callable, Iterable, Iterator, Mapping, Self
 
 from allcores import _checks as check
 from allcores._execute import ChunkError, chunk_values
@@ -36,6 +37,7 @@ from allcores._async import AsyncResult
 from allcores._futures import CallbackSafeFuture, SubmitFuture, settle
 from allcores._lifecycle import Lifecycle, State
 from allcores._main_guard import refuse_work_while_main_is_imported
+from allcores._types import BackendName, P, R, StartMethod, T
 from allcores.backends import create_backend, running_in_worker, validate_backend_name
 from allcores.backends.base import Chunk
 from allcores.cpu import cpu_count
@@ -52,7 +54,7 @@ from allcores.timeline import CallRecorder, Insights, Recorder
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
-def default_start_method() -> str:
+def default_start_method() -> StartMethod:
     """forkserver where it exists (Linux; Python 3.14's own choice): fork is unsafe with
     threads; spawn elsewhere (macOS, Windows)."""
     methods = multiprocessing.get_all_start_methods()
@@ -72,7 +74,7 @@ class Pool:
         Where chunks run: worker processes (any Python function, true parallelism),
         threads (functions that release the GIL, such as the native kernels), the
         caller itself, or a Dask cluster (``pip install 'allcores[dask]'``).
-    start_method : str, optional
+    start_method : {"forkserver", "spawn", "fork"}, optional
         For processes: ``"forkserver"`` (default on Linux), ``"spawn"`` (default on
         macOS and Windows) or ``"fork"``. ``context=`` (a ``multiprocessing`` context,
         as ``multiprocessing.Pool`` takes) gives it too.
@@ -113,12 +115,12 @@ class Pool:
     def __init__(
         self,
         workers: int | None = None,
-        initializer: Callable[..., Any] | None = None,
+        initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         *,
         processes: int | None = None,
-        backend: str = "process",
-        start_method: str | None = None,
+        backend: BackendName = "process",
+        start_method: StartMethod | None = None,
         context: multiprocessing.context.BaseContext | None = None,
         retries: int = 1,
         timeout: float | None = None,
@@ -127,7 +129,7 @@ class Pool:
         client: Any = None,
         insights: bool = False,
         max_bytes: int | None = None,
-    ):
+    ) -> None:
         refuse_work_while_main_is_imported()
         if processes is not None:  # multiprocessing.Pool's name for it
             if workers is not None:
@@ -221,8 +223,8 @@ class Pool:
 
     # --- work -------------------------------------------------------------------------
 
-    def imap(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
-             chunksize: int | None = None) -> Iterator[Any]:
+    def imap(self, fn: Callable[[T], R], iterable: Iterable[T],
+             chunksize: int | None = None) -> Iterator[R]:
         """Lazily yield ``fn(item)`` for each item, in input order.
 
         The input is read as results are consumed, with a bounded number of chunks in
@@ -231,25 +233,25 @@ class Pool:
         return flatten_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True))
 
-    def imap_unordered(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
-                       chunksize: int | None = None) -> Iterator[Any]:
+    def imap_unordered(self, fn: Callable[[T], R], iterable: Iterable[T],
+                       chunksize: int | None = None) -> Iterator[R]:
         """Like :meth:`imap`, but yield each chunk's results as soon as it finishes."""
         return flatten_results(
             self._chunk_results(fn, iterable, chunksize, ordered=False))
 
-    def map(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
-            chunksize: int | None = None) -> list:
+    def map(self, fn: Callable[[T], R], iterable: Iterable[T],
+            chunksize: int | None = None) -> list[R]:
         """``list(map(fn, iterable))``, computed on the pool's workers."""
         return concatenate_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True))
 
-    def starmap(self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]],
-                chunksize: int | None = None) -> list:
+    def starmap(self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]],
+                chunksize: int | None = None) -> list[R]:
         """``[fn(*args) for args in iterable]``, computed on the pool's workers."""
         return concatenate_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True, star=True))
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``.
 
         The future is pending until a worker takes the call (``cancel()`` then succeeds
@@ -265,7 +267,7 @@ class Pool:
         result = SubmitFuture(chunk_future)
         chunk_future.follow_with(result)
 
-        def forward(done: Future) -> None:
+        def forward(done: Future[Any]) -> None:
             # Runs where the chunk's future settles (an engine thread, maybe): whatever
             # unpickling the result raises is this call's error, nothing else's.
             value, error = None, None
@@ -287,41 +289,42 @@ class Pool:
 
     # --- multiprocessing.Pool's asynchronous calls ----------------------------------
 
-    def apply(self, fn: Callable[..., Any], args: Iterable[Any] = (),
-              kwds: dict | None = None) -> Any:
+    def apply(self, fn: Callable[..., R], args: Iterable[Any] = (),
+              kwds: Mapping[str, Any] | None = None) -> R:
         """``fn(*args, **kwds)`` on a worker, waiting for its result."""
         return self.submit(fn, *args, **(kwds or {})).result()
 
-    def apply_async(self, fn: Callable[..., Any], args: Iterable[Any] = (),
-                    kwds: dict | None = None, callback: Callable[[Any], Any] | None = None,
-                    error_callback: Callable[[BaseException], Any] | None = None
-                    ) -> AsyncResult:
+    def apply_async(self, fn: Callable[..., R], args: Iterable[Any] = (),
+                    kwds: Mapping[str, Any] | None = None,
+                    callback: Callable[[R], object] | None = None,
+                    error_callback: Callable[[BaseException], object] | None = None
+                    ) -> AsyncResult[R]:
         """``fn(*args, **kwds)`` on a worker; see :class:`allcores.AsyncResult`."""
         _check_callbacks(callback, error_callback)
         return AsyncResult(self.submit(fn, *args, **(kwds or {})), callback, error_callback)
 
-    def map_async(self, fn: Callable[[Any], Any], iterable: Iterable[Any],
+    def map_async(self, fn: Callable[[T], R], iterable: Iterable[T],
                   chunksize: int | None = None,
-                  callback: Callable[[list], Any] | None = None,
-                  error_callback: Callable[[BaseException], Any] | None = None
-                  ) -> AsyncResult:
+                  callback: Callable[[list[R]], object] | None = None,
+                  error_callback: Callable[[BaseException], object] | None = None
+                  ) -> AsyncResult[list[R]]:
         """:meth:`map` without waiting: the call is made (and counted, so that
         :meth:`close` then :meth:`join` wait for it) at once, and run on a thread."""
         return self._async(fn, iterable, chunksize, callback, error_callback, star=False)
 
-    def starmap_async(self, fn: Callable[..., Any], iterable: Iterable[Iterable[Any]],
+    def starmap_async(self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]],
                       chunksize: int | None = None,
-                      callback: Callable[[list], Any] | None = None,
-                      error_callback: Callable[[BaseException], Any] | None = None
-                      ) -> AsyncResult:
+                      callback: Callable[[list[R]], object] | None = None,
+                      error_callback: Callable[[BaseException], object] | None = None
+                      ) -> AsyncResult[list[R]]:
         """:meth:`starmap` without waiting; see :meth:`map_async`."""
         return self._async(fn, iterable, chunksize, callback, error_callback, star=True)
 
     def _async(self, fn, iterable, chunksize, callback, error_callback, *,
-               star: bool) -> AsyncResult:
+               star: bool) -> AsyncResult[Any]:
         _check_callbacks(callback, error_callback)
         results = self._chunk_results(fn, iterable, chunksize, ordered=True, star=star)
-        future: Future = CallbackSafeFuture()
+        future: Future[Any] = CallbackSafeFuture()
         future.set_running_or_notify_cancel()
         outcome = AsyncResult(future, callback, error_callback)
 
@@ -465,14 +468,15 @@ class Pool:
             except RuntimeError:  # no new threads at interpreter exit: stop them now
                 self._shutdown(wait=False)
 
-    def __enter__(self) -> Pool:
+    def __enter__(self) -> Self:
         # A closed or terminated pool cannot be used again; a broken one enters, and
         # its calls then say why it broke.
         if self._lifecycle.state is not State.BROKEN:
             self._lifecycle.check(new_call=True)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:

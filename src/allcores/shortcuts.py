@@ -20,6 +20,7 @@ from allcores import _runner
 from allcores._main_guard import refuse_work_while_main_is_imported
 from allcores._options import AUTO, MapCall, map_call
 from allcores._results import concatenate_results, flatten_results
+from allcores._types import BackendChoice, R, T
 from allcores.cpu import cpu_count
 from allcores.planner import fixed_plan, make_plan, settled_backend, settled_reason
 from allcores.timeline import CallRecorder, Insights, Recorder
@@ -44,7 +45,7 @@ def _start_recording(workers: int, backend: str) -> CallRecorder:
     return _latest.recorder.start_call()
 
 
-def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list]:
+def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list[Any]]:
     """Plan the call (everything is checked by now), then run the plan."""
     refuse_work_while_main_is_imported()
     settled = settled_backend(call.backend)
@@ -73,10 +74,10 @@ def _run_call(call: MapCall, *, eager: bool = False) -> Iterator[list]:
                        recorder=recorder)
 
 
-def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
-         backend: str = AUTO, chunksize: int | None = None,
+def imap(fn: Callable[[T], R], iterable: Iterable[T], *, workers: int | None = None,
+         backend: BackendChoice = AUTO, chunksize: int | None = None,
          progress: bool = False, insights: bool = False, retries: int | None = None,
-         timeout: float | None = None) -> Iterator[Any]:
+         timeout: float | None = None) -> Iterator[R]:
     """Lazily yield ``fn(item)`` for each item, in order.
 
     Parameters
@@ -105,11 +106,11 @@ def imap(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | No
     return flatten_results(_run_call(call))
 
 
-def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
-                   workers: int | None = None, backend: str = AUTO,
+def imap_unordered(fn: Callable[[T], R], iterable: Iterable[T], *,
+                   workers: int | None = None, backend: BackendChoice = AUTO,
                    chunksize: int | None = None, progress: bool = False,
                    insights: bool = False, retries: int | None = None,
-                   timeout: float | None = None) -> Iterator[Any]:
+                   timeout: float | None = None) -> Iterator[R]:
     """Like :func:`imap`, but yield results as their chunks finish."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
                     progress=progress, insights=insights, ordered=False, retries=retries,
@@ -117,10 +118,10 @@ def imap_unordered(fn: Callable[[Any], Any], iterable: Iterable[Any], *,
     return flatten_results(_run_call(call))
 
 
-def map(fn: Callable[[Any], Any], iterable: Iterable[Any], *, workers: int | None = None,
-        backend: str = AUTO, chunksize: int | None = None,
+def map(fn: Callable[[T], R], iterable: Iterable[T], *, workers: int | None = None,
+        backend: BackendChoice = AUTO, chunksize: int | None = None,
         progress: bool = False, insights: bool = False, retries: int | None = None,
-        timeout: float | None = None) -> list:
+        timeout: float | None = None) -> list[R]:
     """``list(map(fn, iterable))``, computed where it is fastest. See :func:`imap`."""
     call = map_call(fn, iterable, workers=workers, backend=backend, chunksize=chunksize,
                     progress=progress, insights=insights, retries=retries, timeout=timeout)
