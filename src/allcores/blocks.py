@@ -1,0 +1,441 @@
+"""Your own kernel on every core: run a function over blocks of an index range.
+
+Two calls, for the two shapes of result a compute kernel has::
+
+    total = allcores.blocks.reduce(count_in, 0, n, args=(data,), combine="sum")
+        # combine(count_in(a, b, data) for each block [a, b) of [0, n))
+
+    image = allcores.blocks.fill(render_rows, (height, width), np.uint32, args=(zoom,))
+        # render_rows(a, b, rows, zoom) writes rows a..b-1 of the result into `rows`
+
+The range is cut into blocks (consecutive ``[a, b)``, at least ``min_block`` indexes
+each); the blocks run on a pool, and their results combine exactly: a ``fill`` block
+writes its own rows, ``reduce`` combines the blocks' values in block order (``"sum"``,
+``"min"``, ``"max"`` or your function of the list of them). With integer values the
+result is the same for every split, every backend and every number of workers; the
+built-in kernels (``allcores.kernels``) run on this API.
+
+Where a ``fill`` block writes depends on where it runs::
+
+    serial, threads (the caller's process)   rows = a view of the result: written in place
+    worker processes (this machine)          rows = a private array, copied into a shared
+                                               memory segment of the result (made on first
+                                               need, allcore._shm's safeguards), then into
+                                               the result once the block is done
+    Dask workers on other machines           rows = a private array, returned, put in
+                                               place by the caller
+
+so a block never writes outside its rows of the result. An input array that blocks read
+by rows travels the same way when wrapped in :func:`sliced`: the block gets its rows
+``[a, b)`` (a view in the caller's process, a copy read from shared memory elsewhere).
+
+Choosing the blocks and the backend:
+
+- ``cost`` (seconds per index, an estimate within a factor of two is enough) plans
+  without running anything; without it, a first block run in the caller measures it
+  (growing from ``min_block`` indexes until it takes ``PROBE_S``; its result counts).
+- ``backend="auto"``: serially when the whole job is shorter than ``SERIAL_BELOW_S``;
+  else on threads for a function marked :func:`allcores.nogil` (it releases the GIL);
+  else, with ``cost`` given, on processes; without it, ``allcores.map``'s planner
+  decides by measuring (it times two blocks on two threads against one: a function
+  that releases the GIL runs on threads). An explicit backend, ``ALLCORES_BACKEND``,
+  and a call from inside an allcores worker (serial) win, as for maps.
+- Blocks: about ``BLOCKS_PER_WORKER`` per worker (the last ones to finish are short),
+  none shorter than ``MIN_BLOCK_S`` of estimated work for its backend (dispatch stays a
+  few percent), none under ``min_block`` indexes.
+
+A block that raises fails the call with your exception, a note naming the block's
+bounds; a worker process that dies in a block is replaced and the block run again
+(``retries``), so the result stays exact. ``progress=`` and ``insights=`` work as for
+``allcores.map``.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterable, Literal, NamedTuple
+
+import numpy as np
+
+from allcores import _checks as check
+from allcores import shortcuts
+from allcores._options import backend_option, check_callable, flag_option, workers_option
+from allcores._shm import SharedArray, read_rows, write_rows
+from allcores.cpu import cpu_count
+from allcores.planner import backend_override, releases_gil, settled_backend
+
+__all__ = ["fill", "reduce", "sliced"]
+
+# Blocks per worker: when blocks differ in cost (mandelbrot rows near the set cost ~100x
+# more than rows far from it), the last ones to finish are then short.
+BLOCKS_PER_WORKER = 8
+# No block shorter than this (estimated) on each backend, so that dispatch (~20 us a
+# block on threads, ~100 us on processes) stays a few percent of the work.
+MIN_BLOCK_S = {"serial": 0.002, "thread": 0.002, "process": 0.010, "dask": 0.010,
+               "auto": 0.010}
+# Under backend="auto", a job estimated shorter than this runs serially: two minimal
+# blocks, the least that two workers can share (processes: dearer dispatch, and a pool
+# to start on first use).
+SERIAL_BELOW_S = {"thread": 0.004, "process": 0.020}
+# Without cost=: the first block, run in the caller, grows until it takes this long.
+PROBE_S = 0.002
+
+Combine = Literal["sum", "min", "max"] | Callable[[list[Any]], Any]
+
+
+class _Combiners:
+    """The named reductions; each takes the list of the blocks' values, in block order."""
+
+    sum = staticmethod(lambda values: functools.reduce(lambda a, b: a + b, values))
+    min = staticmethod(min)
+    max = staticmethod(max)
+
+
+# --- inputs sliced by block, outputs written by block -------------------------------------
+
+
+@functools.cache
+def _host() -> str:
+    """This machine, as far as shared memory goes (a segment's name means nothing on
+    another one): its boot id where there is one, else its host name."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return boot.read().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+class _SharedLazily:
+    """An array that is itself in the caller's process, and crosses to another process
+    as a shared-memory segment, made the first time a block is pickled for one (never
+    for serial or thread runs). The caller releases it (:meth:`release`)."""
+
+    def __init__(self, array: np.ndarray, *, copy_in: bool):
+        self.array = array
+        self._copy_in = copy_in        # an input: the segment starts with its contents
+        self._lock = threading.Lock()
+        self.shared: SharedArray | None = None
+
+    def __reduce__(self):
+        with self._lock:
+            if self.shared is None:
+                self.shared = SharedArray(self.array.shape, self.array.dtype,
+                                          data=self.array if self._copy_in else None)
+        return _Remote, (self.shared.spec, _host(), self.array.shape, self.array.dtype.str)
+
+    def release(self) -> None:
+        with self._lock:
+            shared, self.shared = self.shared, None
+        if shared is not None:
+            shared.release()
+
+
+class _Remote(NamedTuple):
+    """A :class:`_SharedLazily` in another process: its segment, if on this machine."""
+
+    spec: Any
+    host: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def reachable(self) -> bool:
+        return self.host == _host()
+
+
+class sliced:  # noqa: N801  (a marker, used like a function)
+    """Wrap an array argument of :func:`fill` or :func:`reduce` so that each block gets
+    only its rows ``array[a:b]``: a view where the block runs in the caller's process, a
+    copy of just those rows in a worker process (through shared memory) or on Dask."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+        if self.array.ndim == 0:
+            raise ValueError("sliced: expected an array with at least one dimension, "
+                             "got a scalar")
+
+
+class _Sliced(NamedTuple):
+    """A :func:`sliced` input on its way: its row 0 is index ``start`` of the range;
+    ``rows`` is the array in the caller's process (a :class:`_SharedLazily`), its
+    segment in another process (a :class:`_Remote`)."""
+
+    rows: Any
+    start: int
+
+
+def _rows_of(arg, a: int, b: int):
+    """A block's view of one argument: its rows of a sliced input, else the argument."""
+    if not isinstance(arg, _Sliced):
+        return arg
+    rows, a, b = arg.rows, a - arg.start, b - arg.start
+    if isinstance(rows, _SharedLazily):
+        return rows.array[a:b]
+    if rows.reachable:
+        return read_rows(rows.spec, a, b)
+    raise RuntimeError("allcores.blocks: a sliced input cannot reach a worker on another "
+                       "machine; pass the rows it needs in args instead")
+
+
+SHARED = "shared"  # what a block returns when it wrote its rows into the shared segment
+
+
+class _Task:
+    """One call's block function, the same on every backend: called with ``(a, b)``."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, out: _SharedLazily | None):
+        self.fn = fn
+        self.args = args
+        self.out = out
+        if releases_gil(fn):  # the planner then weighs threads (see allcores.nogil)
+            self.__allcores_nogil__ = True
+
+    def __call__(self, block: tuple[int, int]):
+        a, b = block
+        try:
+            return self._run(a, b)
+        except BaseException as exc:
+            exc.add_note(f"allcores.blocks: in the block [{a}, {b})")
+            raise
+
+    def _run(self, a: int, b: int):
+        args = tuple(_rows_of(arg, a, b) for arg in self.args)
+        out = self.out
+        if out is None:  # reduce
+            return self.fn(a, b, *args)
+        if isinstance(out, _SharedLazily):  # the caller's process: its own rows, in place
+            self.fn(a, b, out.array[a:b], *args)
+            return None
+        rows = np.zeros((b - a, *out.shape[1:]), dtype=out.dtype)
+        self.fn(a, b, rows, *args)
+        if out.reachable:
+            write_rows(out.spec, a, rows)
+            return SHARED
+        return rows  # another machine: the caller puts it in place
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+class BlockPlan(NamedTuple):
+    """How a call runs: ``backend`` ("auto": the map planner decides), ``workers``, the
+    ``blocks`` ``[a, b)`` still to run, and the cost per index it went by (seconds;
+    measured or given)."""
+
+    backend: str
+    workers: int
+    blocks: list[tuple[int, int]]
+    cost: float | None
+
+
+def split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut into ``count`` consecutive pieces of (nearly) equal size."""
+    size = stop - start
+    return [(start + size * i // count, start + size * (i + 1) // count)
+            for i in range(count)]
+
+
+def plan_blocks(fn: Callable[..., Any], start: int, stop: int, *, cost: float | None,
+                workers: int, backend: str, min_block: int = 1) -> BlockPlan:
+    """The backend and blocks for ``[start, stop)`` at ``cost`` seconds per index (None:
+    unknown, the planner of maps decides the backend). See the module docstring."""
+    settled = settled_backend(backend)
+    chosen = settled
+    if chosen is None:
+        if releases_gil(fn):
+            chosen = "thread"
+        elif cost is not None:
+            chosen = "process"
+        else:
+            chosen = "auto"
+        if cost is not None:
+            bar = SERIAL_BELOW_S["thread" if chosen == "thread" else "process"]
+            if (stop - start) * cost < bar:
+                chosen = "serial"
+    if chosen == "serial" or workers == 1:
+        count = 1
+    else:
+        most = workers * BLOCKS_PER_WORKER
+        by_cost = most if cost is None else int((stop - start) * cost / MIN_BLOCK_S[chosen])
+        count = max(1, min(most, by_cost, (stop - start) // min_block))
+    if count == 1 and settled is None and backend_override() is None:
+        chosen = "serial"  # one block: a pool would add its overhead and nothing else
+    return BlockPlan(chosen, workers, split(start, stop, count), cost)
+
+
+def _probe(task: _Task, start: int, stop: int, min_block: int,
+           budget_items: int) -> tuple[list, int, float | None]:
+    """Run first blocks in the caller, each twice the last, until one takes ``PROBE_S``
+    or ``budget_items`` are done: (their values, where they stopped, the cost per index
+    of the last one)."""
+    values, at, size, cost = [], start, max(1, min_block), None
+    while at < stop:
+        b = min(stop, at + size)
+        began = time.perf_counter()
+        values.append(task((at, b)))
+        took = time.perf_counter() - began
+        cost = took / (b - at)
+        at = b
+        if took >= PROBE_S or at - start >= budget_items:
+            break
+        size *= 2
+    return values, at, cost
+
+
+# --- the two calls ----------------------------------------------------------------------------
+
+
+def reduce(fn: Callable[..., Any], start: int, stop: int, *, args: Iterable[Any] = (),
+           combine: Combine = "sum", min_block: int = 1, cost: float | None = None,
+           workers: int | None = None, backend: str = "auto", progress: bool = False,
+           insights: bool = False) -> Any:
+    """``combine([fn(a, b, *args) for each block [a, b) of [start, stop)])``.
+
+    ``combine``: ``"sum"``, ``"min"``, ``"max"``, or a function of the list of the
+    blocks' values in block order. An empty range raises ValueError (there is nothing
+    to combine). See the module docstring for blocks, backends and ``cost``."""
+    options = _Options.check(fn, start, stop, args, min_block, cost, workers, backend,
+                             progress, insights)
+    if isinstance(combine, str):
+        if combine not in ("sum", "min", "max"):
+            raise ValueError(f"combine: expected 'sum', 'min', 'max' or a function, "
+                             f"got: {combine!r}")
+        combiner = getattr(_Combiners, combine)
+    else:
+        check_callable(combine, "combine")
+        combiner = combine
+    if options.start == options.stop:
+        raise ValueError(f"reduce: the range [{start}, {stop}) is empty: nothing to combine")
+    values = _run(fn, options, out=None)
+    return combiner(values)
+
+
+def fill(fn: Callable[..., Any], shape: int | tuple[int, ...], dtype: Any = np.float64, *,
+         args: Iterable[Any] = (), min_block: int = 1, cost: float | None = None,
+         workers: int | None = None, backend: str = "auto", progress: bool = False,
+         insights: bool = False) -> np.ndarray:
+    """A new array of ``shape`` and ``dtype`` (zeros to start with) whose rows ``[a, b)``
+    are written by ``fn(a, b, rows, *args)``, ``rows`` being those rows (a writable
+    array of shape ``(b - a, *shape[1:])``; what ``fn`` returns is ignored).
+
+    The blocks split the first dimension, ``[0, shape[0])``. See the module docstring."""
+    if isinstance(shape, (tuple, list)):
+        shape = tuple(check.integer("shape", n, min=0) for n in shape)
+    else:
+        shape = (check.integer("shape", shape, min=0),)
+    if not shape:
+        raise ValueError("shape: expected at least one dimension, got: ()")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype: not a numpy dtype: {dtype!r}") from exc
+    if dtype.hasobject:
+        raise TypeError(f"dtype: {dtype} holds Python objects, which cannot be shared "
+                        "with worker processes; use a numeric dtype")
+    options = _Options.check(fn, 0, shape[0], args, min_block, cost, workers, backend,
+                             progress, insights)
+    result = np.zeros(shape, dtype=dtype)
+    if result.size == 0:
+        return result
+    out = _SharedLazily(result, copy_in=False)
+    try:
+        for (a, b), value in zip(options.blocks_run, _run(fn, options, out=out)):
+            if value is None:
+                continue  # written in place
+            if isinstance(value, str) and value == SHARED:
+                result[a:b] = read_rows(out.shared.spec, a, b)
+            else:
+                result[a:b] = value
+    finally:
+        out.release()
+    return result
+
+
+class _Options(NamedTuple):
+    start: int
+    stop: int
+    args: tuple
+    min_block: int
+    cost: float | None
+    workers: int
+    backend: str
+    progress: bool
+    insights: bool
+    blocks_run: list  # filled by _run: every block [a, b), in order
+
+    @classmethod
+    def check(cls, fn, start, stop, args, min_block, cost, workers, backend, progress,
+              insights) -> _Options:
+        check_callable(fn)
+        start = check.integer("start", start)
+        stop = check.integer("stop", stop)
+        if stop < start:
+            raise ValueError(f"stop: expected stop >= start, got: [{start}, {stop})")
+        if isinstance(args, (str, bytes)) or not hasattr(args, "__iter__"):
+            raise TypeError(f"args: expected a tuple of arguments, got: "
+                            f"{type(args).__name__}")
+        args = tuple(args)
+        for arg in args:
+            if isinstance(arg, sliced) and len(arg.array) != stop - start:
+                raise ValueError(f"sliced: the array has {len(arg.array)} rows, the range "
+                                 f"[{start}, {stop}) {stop - start}")
+        min_block = check.integer("min_block", min_block, min=1)
+        if cost is not None:
+            cost = check.finite_real("cost", cost)
+            if cost <= 0:
+                raise ValueError(f"cost: expected seconds per index > 0, got: {cost}")
+        workers = workers_option(workers) or cpu_count()
+        backend = backend_option(backend)
+        return cls(start, stop, args, min_block, cost, workers, backend,
+                   flag_option("progress", progress), flag_option("insights", insights), [])
+
+
+def _run(fn, options: _Options, out: _SharedLazily | None) -> list:
+    """Every block's value, in block order (``options.blocks_run`` lists the blocks)."""
+    start, stop = options.start, options.stop
+    inputs = [_SharedLazily(arg.array, copy_in=True) if isinstance(arg, sliced) else arg
+              for arg in options.args]
+    task = _Task(fn, tuple(_Sliced(arg, start) if isinstance(arg, _SharedLazily) else arg
+                           for arg in inputs), out)
+    try:
+        values: list = []
+        cost = options.cost
+        first = start
+        if cost is None and settled_backend(options.backend) != "serial":
+            # A first block in the caller, growing until it is long enough to time;
+            # never more than a block's share of the work.
+            share = max(options.min_block, (stop - start) //
+                        (options.workers * BLOCKS_PER_WORKER))
+            values, first, cost = _probe(task, start, stop, options.min_block, share)
+            options.blocks_run.extend(_grown(start, first, options.min_block))
+        if first < stop:
+            plan = plan_blocks(fn, first, stop, cost=cost, workers=options.workers,
+                               backend=options.backend, min_block=options.min_block)
+            options.blocks_run.extend(plan.blocks)
+            if plan.backend == "serial" and not (options.progress or options.insights):
+                values.extend(task(block) for block in plan.blocks)
+            else:
+                values.extend(shortcuts.map(
+                    task, plan.blocks, workers=plan.workers, backend=plan.backend,
+                    chunksize=1, progress=options.progress, insights=options.insights))
+        return values
+    finally:
+        for arg in inputs:
+            if isinstance(arg, _SharedLazily):
+                arg.release()
+
+
+def _grown(start: int, stop: int, min_block: int) -> list[tuple[int, int]]:
+    """The blocks :func:`_probe` ran from ``start`` to ``stop``: sizes doubling from
+    ``min_block``, the last one cut at ``stop``."""
+    blocks, at, size = [], start, max(1, min_block)
+    while at < stop:
+        b = min(stop, at + size)
+        blocks.append((at, b))
+        at, size = b, size * 2
+    return blocks
