@@ -497,12 +497,9 @@ def big_items(count: int, size: int):
         yield number.to_bytes(8, "little") * (size // 8)
 
 
-def wait_in_block(started: str, block):
-    """A kernel block that attaches its shared output, says it started (the file
+def wait_in_block(started: str, a, b, rows, *args):
+    """A kernel block (``allcores.blocks.fill``'s shape) that says it started (the file
     ``started``), then waits for ``<started>.gate``, which a test opens only after it
     has interrupted the caller."""
-    from allcores import _shm
-
-    _shm._attach(block.out)
     open(started, "w").close()
     wait_for_path(started + ".gate")

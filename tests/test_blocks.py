@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import allcores
-from allcores import blocks, shortcuts
+from allcores import _block_task, blocks, shortcuts
 
 import _workloads as w
 from _support import ctrl_c_once_started
@@ -240,16 +240,17 @@ def test_process_blocks_write_through_shared_memory_and_leave_none(fine_blocks):
     assert not {n for n in set(os.listdir(SHM_DIR)) - before if n.startswith("psm_")}
 
 
-def test_blocks_out_of_reach_of_shared_memory_return_their_rows(fine_blocks, monkeypatch):
-    # What a Dask worker on another machine does: it cannot attach the segment.
-    monkeypatch.setattr(blocks._Remote, "reachable", property(lambda self: False))
-    monkeypatch.setattr(blocks, "_host", lambda: "elsewhere")  # the workers' own answer
-    got = blocks.fill(table_rows, (120, 3), np.int64, args=(3,), workers=2,
-                      backend="thread")  # threads never pickle: in place regardless
-    np.testing.assert_array_equal(got, expected_table(120, 3))
-    task = blocks._Task(table_rows, (3,), blocks._Remote(None, "elsewhere", (120, 3), "<i8"))
-    rows = task((10, 13))
+def test_blocks_out_of_reach_of_shared_memory_return_their_rows():
+    # What a Dask worker on another machine gets: an output whose segment was made on
+    # a machine that is not this one. The block computes its rows privately and
+    # returns them for the caller to put in place.
+    elsewhere = _block_task.Remote(None, "another machine", (120, 3), "<i8")
+    assert not elsewhere.reachable
+    rows = _block_task.Task(table_rows, (3,), elsewhere)((10, 13))
     np.testing.assert_array_equal(rows, expected_table(120, 3)[10:13])
+    sliced_input = _block_task.Sliced(elsewhere, 0)
+    with pytest.raises(RuntimeError, match="another machine"):
+        _block_task.rows_of(sliced_input, 0, 3, [])
 
 
 # --- failures --------------------------------------------------------------------------------

@@ -59,8 +59,10 @@ from allcores import (  # noqa: E402
     PoolClosedError,
     WorkerCrashedError,
     WorkerInitError,
-    _kernel_blocks,
+    blocks,
+    kernels,
     pure,
+    shortcuts,
 )
 from allcores.backends.dask import CHUNKS_IN_FLIGHT_PER_WORKER  # noqa: E402
 
@@ -441,28 +443,54 @@ def test_what_cannot_be_pickled_fails_in_the_caller(pool):
 # ======================================================================================
 
 
-def test_native_kernel_blocks_run_on_dask_workers(cluster, monkeypatch):
+def test_native_kernels_run_on_dask_workers(cluster, monkeypatch):
+    # The kernels' blocks on Dask: the image's rows come back through shared memory or
+    # by value, the sliced values of is_prime travel with each block.
     monkeypatch.setenv("ALLCORES_DASK_ADDRESS", cluster.scheduler_address)
+    monkeypatch.setattr(blocks, "MIN_BLOCK_S", dict.fromkeys(blocks.MIN_BLOCK_S, 1e-12))
     width, height, max_iter = 64, 48, 50
     bounds = (-2.0, 1.0, -1.2, 1.2)
-    blocks = [_kernel_blocks.MandelbrotBlock(first, min(first + 8, height), width, height,
-                                             max_iter, bounds, None)
-              for first in range(0, height, 8)]
+    values = np.arange(2**40, 2**40 + 500, dtype=np.uint64)
     try:
-        rows = allcores.map(_kernel_blocks.mandelbrot_native, blocks, backend="dask",
-                            workers=WORKERS)
-        primes = allcores.map(_kernel_blocks.count_primes_native,
-                              [_kernel_blocks.PrimeRangeBlock(lo, lo + 10_000)
-                               for lo in range(0, 100_000, 10_000)],
-                              backend="dask", workers=WORKERS)
+        image = kernels.mandelbrot(width, height, max_iter=max_iter, bounds=bounds,
+                                   backend="dask", workers=WORKERS)
+        primes = kernels.count_primes(0, 100_000, backend="dask", workers=WORKERS)
+        flags = kernels.is_prime(values, backend="dask", workers=WORKERS)
     finally:
         stop_dask_default_pools()
-    image = np.concatenate(rows)
     assert image.dtype == np.uint32 and image.shape == (height, width)
     expected = np.empty((height, width), np.uint32)
     pure.mandelbrot_rows(expected, 0, height, max_iter, *bounds)
     assert np.array_equal(image, expected)
-    assert sum(primes) == 9592  # primes below 100,000
+    assert primes == 9592  # primes below 100,000
+    assert np.array_equal(flags, kernels.is_prime(values, backend="serial"))
+
+
+def test_blocks_carry_their_sliced_rows_to_dask(cluster, monkeypatch):
+    monkeypatch.setenv("ALLCORES_DASK_ADDRESS", cluster.scheduler_address)
+    monkeypatch.setattr(blocks, "MIN_BLOCK_S", dict.fromkeys(blocks.MIN_BLOCK_S, 1e-12))
+    calls = []
+    real_map = shortcuts.map
+
+    def spy(fn, items, **options):
+        calls.append(list(items))
+        return real_map(fn, calls[-1], **options)
+
+    monkeypatch.setattr(shortcuts, "map", spy)
+    values = np.arange(300, dtype=np.float64)
+    try:
+        got = blocks.fill(_block_rows_doubled, 300, args=(blocks.sliced(values),),
+                          cost=1e-3, backend="dask", workers=WORKERS)
+    finally:
+        stop_dask_default_pools()
+    np.testing.assert_array_equal(got, 2 * values)
+    (items,) = calls
+    assert len(items) > 1 and all(len(item) == 3 for item in items)
+    assert all(np.array_equal(item[2][0], values[item[0]:item[1]]) for item in items)
+
+
+def _block_rows_doubled(a, b, rows, values):
+    rows[:] = 2 * values
 
 
 # ======================================================================================

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import allcores
-from allcores import _kernel_blocks, _shm, kernels
+from allcores import _kernel_blocks, _shm, blocks, kernels
 
 import _workloads as w
 from _support import ctrl_c_once_started
@@ -55,8 +55,7 @@ def no_backend_from_environment(monkeypatch):
 @pytest.fixture
 def fine_blocks(monkeypatch):
     """Blocks as small as the job allows, so that tiny jobs are really split."""
-    monkeypatch.setattr(kernels, "MIN_BLOCK_WORK",
-                        {kernel: {"native": 1, "python": 1} for kernel in kernels.KERNEL_COSTS})
+    monkeypatch.setattr(blocks, "MIN_BLOCK_S", dict.fromkeys(blocks.MIN_BLOCK_S, 1e-12))
     monkeypatch.setattr(kernels, "PRIME_MILLER_RABIN_MIN_BLOCK", 1)
 
 
@@ -291,18 +290,17 @@ def run_is_prime(impl, **options):
 RUNS = {"mandelbrot": run_mandelbrot, "is_prime": run_is_prime}
 
 
-def raise_in_block(block):
-    """A block that writes into the caller's storage, then fails."""
-    if isinstance(block, _kernel_blocks.MandelbrotBlock):
-        _kernel_blocks.mandelbrot_python(block)
+def raise_in_block(a, b, rows, *args):
+    """A block that computes its rows, then fails."""
+    if len(args) == 1:  # is_prime: the values
+        _kernel_blocks.is_prime_python(a, b, rows, *args)
     else:
-        _kernel_blocks.is_prime_python(block)
+        _kernel_blocks.mandelbrot_python(a, b, rows, *args)
     raise ArithmeticError("this block fails on purpose")
 
 
-def exit_in_block(block):
-    """A block whose worker process dies while it has the caller's file mapped."""
-    _shm._attach(block.out)
+def exit_in_block(a, b, rows, *args):
+    """A block whose worker process dies."""
     os._exit(7)
 
 

@@ -53,8 +53,6 @@ bounds; a worker process that dies in a block is replaced and the block run agai
 from __future__ import annotations
 
 import functools
-import socket
-import threading
 import time
 from typing import Any, Callable, Iterable, Literal, NamedTuple
 
@@ -63,7 +61,8 @@ import numpy as np
 from allcores import _checks as check
 from allcores import shortcuts
 from allcores._options import backend_option, check_callable, flag_option, workers_option
-from allcores._shm import SharedArray, read_rows, write_rows
+from allcores._block_task import SHARED, SharedLazily, Sliced, Task
+from allcores._shm import read_rows
 from allcores.cpu import cpu_count
 from allcores.planner import backend_override, releases_gil, settled_backend
 
@@ -97,55 +96,6 @@ class _Combiners:
 # --- inputs sliced by block, outputs written by block -------------------------------------
 
 
-@functools.cache
-def _host() -> str:
-    """This machine, as far as shared memory goes (a segment's name means nothing on
-    another one): its boot id where there is one, else its host name."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as boot:
-            return boot.read().strip()
-    except OSError:
-        return socket.gethostname()
-
-
-class _SharedLazily:
-    """An array that is itself in the caller's process, and crosses to another process
-    as a shared-memory segment, made the first time a block is pickled for one (never
-    for serial or thread runs). The caller releases it (:meth:`release`)."""
-
-    def __init__(self, array: np.ndarray, *, copy_in: bool):
-        self.array = array
-        self._copy_in = copy_in        # an input: the segment starts with its contents
-        self._lock = threading.Lock()
-        self.shared: SharedArray | None = None
-
-    def __reduce__(self):
-        with self._lock:
-            if self.shared is None:
-                self.shared = SharedArray(self.array.shape, self.array.dtype,
-                                          data=self.array if self._copy_in else None)
-        return _Remote, (self.shared.spec, _host(), self.array.shape, self.array.dtype.str)
-
-    def release(self) -> None:
-        with self._lock:
-            shared, self.shared = self.shared, None
-        if shared is not None:
-            shared.release()
-
-
-class _Remote(NamedTuple):
-    """A :class:`_SharedLazily` in another process: its segment, if on this machine."""
-
-    spec: Any
-    host: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def reachable(self) -> bool:
-        return self.host == _host()
-
-
 class sliced:  # noqa: N801  (a marker, used like a function)
     """Wrap an array argument of :func:`fill` or :func:`reduce` so that each block gets
     only its rows ``array[a:b]``: a view where the block runs in the caller's process, a
@@ -159,64 +109,6 @@ class sliced:  # noqa: N801  (a marker, used like a function)
             raise ValueError("sliced: expected an array with at least one dimension, "
                              "got a scalar")
 
-
-class _Sliced(NamedTuple):
-    """A :func:`sliced` input on its way: its row 0 is index ``start`` of the range;
-    ``rows`` is the array in the caller's process (a :class:`_SharedLazily`), its
-    segment in another process (a :class:`_Remote`)."""
-
-    rows: Any
-    start: int
-
-
-def _rows_of(arg, a: int, b: int):
-    """A block's view of one argument: its rows of a sliced input, else the argument."""
-    if not isinstance(arg, _Sliced):
-        return arg
-    rows, a, b = arg.rows, a - arg.start, b - arg.start
-    if isinstance(rows, _SharedLazily):
-        return rows.array[a:b]
-    if rows.reachable:
-        return read_rows(rows.spec, a, b)
-    raise RuntimeError("allcores.blocks: a sliced input cannot reach a worker on another "
-                       "machine; pass the rows it needs in args instead")
-
-
-SHARED = "shared"  # what a block returns when it wrote its rows into the shared segment
-
-
-class _Task:
-    """One call's block function, the same on every backend: called with ``(a, b)``."""
-
-    def __init__(self, fn: Callable[..., Any], args: tuple, out: _SharedLazily | None):
-        self.fn = fn
-        self.args = args
-        self.out = out
-        if releases_gil(fn):  # the planner then weighs threads (see allcores.nogil)
-            self.__allcores_nogil__ = True
-
-    def __call__(self, block: tuple[int, int]):
-        a, b = block
-        try:
-            return self._run(a, b)
-        except BaseException as exc:
-            exc.add_note(f"allcores.blocks: in the block [{a}, {b})")
-            raise
-
-    def _run(self, a: int, b: int):
-        args = tuple(_rows_of(arg, a, b) for arg in self.args)
-        out = self.out
-        if out is None:  # reduce
-            return self.fn(a, b, *args)
-        if isinstance(out, _SharedLazily):  # the caller's process: its own rows, in place
-            self.fn(a, b, out.array[a:b], *args)
-            return None
-        rows = np.zeros((b - a, *out.shape[1:]), dtype=out.dtype)
-        self.fn(a, b, rows, *args)
-        if out.reachable:
-            write_rows(out.spec, a, rows)
-            return SHARED
-        return rows  # another machine: the caller puts it in place
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -268,23 +160,22 @@ def plan_blocks(fn: Callable[..., Any], start: int, stop: int, *, cost: float | 
     return BlockPlan(chosen, workers, split(start, stop, count), cost)
 
 
-def _probe(task: _Task, start: int, stop: int, min_block: int,
-           budget_items: int) -> tuple[list, int, float | None]:
+def _probe(task: Task, start: int, stop: int, min_block: int,
+           budget_items: int) -> tuple[list, list[tuple[int, int]], float]:
     """Run first blocks in the caller, each twice the last, until one takes ``PROBE_S``
-    or ``budget_items`` are done: (their values, where they stopped, the cost per index
-    of the last one)."""
-    values, at, size, cost = [], start, max(1, min_block), None
-    while at < stop:
+    or ``budget_items`` are done: their values, the blocks, and the cost per index of
+    the last one (the least disturbed by the timer's own cost)."""
+    values, probed, size, at = [], [], max(1, min_block), start
+    while True:
         b = min(stop, at + size)
         began = time.perf_counter()
         values.append(task((at, b)))
         took = time.perf_counter() - began
-        cost = took / (b - at)
+        probed.append((at, b))
         at = b
-        if took >= PROBE_S or at - start >= budget_items:
-            break
+        if at >= stop or took >= PROBE_S or at - start >= budget_items:
+            return values, probed, took / (b - probed[-1][0])
         size *= 2
-    return values, at, cost
 
 
 # --- the two calls ----------------------------------------------------------------------------
@@ -342,7 +233,7 @@ def fill(fn: Callable[..., Any], shape: int | tuple[int, ...], dtype: Any = np.f
     result = np.zeros(shape, dtype=dtype)
     if result.size == 0:
         return result
-    out = _SharedLazily(result, copy_in=False)
+    out = SharedLazily(result, copy_in=False)
     try:
         for (a, b), value in zip(options.blocks_run, _run(fn, options, out=out)):
             if value is None:
@@ -395,13 +286,14 @@ class _Options(NamedTuple):
                    flag_option("progress", progress), flag_option("insights", insights), [])
 
 
-def _run(fn, options: _Options, out: _SharedLazily | None) -> list:
+def _run(fn, options: _Options, out: SharedLazily | None) -> list:
     """Every block's value, in block order (``options.blocks_run`` lists the blocks)."""
     start, stop = options.start, options.stop
-    inputs = [_SharedLazily(arg.array, copy_in=True) if isinstance(arg, sliced) else arg
+    inputs = [SharedLazily(arg.array, copy_in=True) if isinstance(arg, sliced) else arg
               for arg in options.args]
-    task = _Task(fn, tuple(_Sliced(arg, start) if isinstance(arg, _SharedLazily) else arg
-                           for arg in inputs), out)
+    nogil = releases_gil(fn)
+    task = Task(fn, tuple(Sliced(arg, start) if isinstance(arg, SharedLazily) else arg
+                          for arg in inputs), out, nogil=nogil)
     try:
         values: list = []
         cost = options.cost
@@ -411,31 +303,30 @@ def _run(fn, options: _Options, out: _SharedLazily | None) -> list:
             # never more than a block's share of the work.
             share = max(options.min_block, (stop - start) //
                         (options.workers * BLOCKS_PER_WORKER))
-            values, first, cost = _probe(task, start, stop, options.min_block, share)
-            options.blocks_run.extend(_grown(start, first, options.min_block))
+            values, probed, cost = _probe(task, start, stop, options.min_block, share)
+            options.blocks_run.extend(probed)
+            first = probed[-1][1]
         if first < stop:
             plan = plan_blocks(fn, first, stop, cost=cost, workers=options.workers,
                                backend=options.backend, min_block=options.min_block)
             options.blocks_run.extend(plan.blocks)
+            items: list[tuple] = plan.blocks
+            if plan.backend == "dask" and any(isinstance(a, SharedLazily) for a in inputs):
+                # Dask's workers may be on other machines, out of reach of this one's
+                # shared memory: each block carries its rows of the sliced inputs.
+                task = Task(fn, tuple(Sliced(None, start) if isinstance(arg, SharedLazily)
+                                      else arg for arg in inputs), out, nogil=nogil)
+                items = [(a, b, tuple(arg.array[a - start:b - start] for arg in inputs
+                                      if isinstance(arg, SharedLazily)))
+                         for a, b in plan.blocks]
             if plan.backend == "serial" and not (options.progress or options.insights):
-                values.extend(task(block) for block in plan.blocks)
+                values.extend(task(block) for block in items)
             else:
                 values.extend(shortcuts.map(
-                    task, plan.blocks, workers=plan.workers, backend=plan.backend,
+                    task, items, workers=plan.workers, backend=plan.backend,
                     chunksize=1, progress=options.progress, insights=options.insights))
         return values
     finally:
         for arg in inputs:
-            if isinstance(arg, _SharedLazily):
+            if isinstance(arg, SharedLazily):
                 arg.release()
-
-
-def _grown(start: int, stop: int, min_block: int) -> list[tuple[int, int]]:
-    """The blocks :func:`_probe` ran from ``start`` to ``stop``: sizes doubling from
-    ``min_block``, the last one cut at ``stop``."""
-    blocks, at, size = [], start, max(1, min_block)
-    while at < stop:
-        b = min(stop, at + size)
-        blocks.append((at, b))
-        at, size = b, size * 2
-    return blocks
