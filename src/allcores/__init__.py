@@ -24,12 +24,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from allcores._version import __version__
-from allcores.errors import (
-    AllcoresError,
-    ChunkTimeoutError,
-    PoolClosedError,
-    WorkerInitError,
-)
+from allcores.errors import AllcoresError, ChunkTimeoutError, PoolClosedError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
     # The public submodules, which __getattr__ resolves too (`name as name`: re-exported)
@@ -49,7 +44,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
         timeline as timeline,
     )
     from allcores._async import AsyncResult
-    from allcores.errors import WorkerCrashedError
+    from allcores.errors import WorkerCrashedError, WorkerInitError
     from allcores.executor import Executor
     from allcores.cpu import cpu_count
     from allcores.planner import Plan, nogil, plan
@@ -81,7 +76,8 @@ __all__ = [
 
 # Public name -> the module that defines it, imported on first access.
 _LAZY_NAMES = {
-    "WorkerCrashedError": "allcores.errors",  # its base is not for workers to import
+    "WorkerCrashedError": "allcores.errors",  # their bases are not for workers to import
+    "WorkerInitError": "allcores.errors",
     "AsyncResult": "allcores._async",
     "Executor": "allcores.executor",
     "cpu_count": "allcores.cpu",

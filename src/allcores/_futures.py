@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import FINISHED, PENDING, RUNNING
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
 _LOGGER = logging.getLogger("concurrent.futures")
@@ -67,6 +67,11 @@ class ChunkFuture(CallbackSafeFuture):
             running = self._state in (RUNNING, FINISHED)
         if running:
             follower.mark_running()
+
+    def cancelled_and_notified(self) -> bool:
+        """Cancelled and its waiters told so (a shutdown that ran before did it)."""
+        with self._condition:
+            return self._state == CANCELLED_AND_NOTIFIED
 
     def set_running_or_notify_cancel(self) -> bool:
         running = super().set_running_or_notify_cancel()

@@ -81,11 +81,34 @@ def _exit_when_caller_dies(lifeline, caller_pid: int) -> None:
     threading.Thread(target=watch, name="allcores-lifeline", daemon=True).start()
 
 
-def worker_main(sock, lifeline, caller_pid: int, init_payload: bytes | None) -> None:
-    """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
+def _import_the_callers_script(main_path: str) -> None:
+    """Import the caller's script as ``__main__``, as multiprocessing does for a worker
+    started while the script runs. A worker started after the script's code has ended
+    (the interpreter then drops ``__main__.__file__``, and multiprocessing no longer
+    passes the path on) would otherwise miss the script's functions, which travel by
+    reference."""
+    import multiprocessing
+    from multiprocessing import spawn
+
+    me = multiprocessing.current_process()
+    me._inheriting = True  # as multiprocessing marks it: a script's allcores calls refuse
+    try:
+        spawn._fixup_main_from_path(main_path)
+    finally:
+        del me._inheriting
+
+
+def worker_main(sock, lifeline, caller_pid: int, init_payload: bytes | None,
+                main_path: str | None = None) -> None:
+    """Entry point of a worker process (the target of ``multiprocessing.Process``).
+    ``main_path``: the caller's script, for its functions (see
+    _import_the_callers_script)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_caller_dies(lifeline, caller_pid)
     _die_with_parent()
+    if main_path is not None and getattr(sys.modules.get("__main__"), "__file__",
+                                         None) is None:
+        _import_the_callers_script(main_path)
     if init_payload is not None:
         import pickle
 

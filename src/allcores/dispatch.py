@@ -472,12 +472,26 @@ def chunk_outcome(chunk: Chunk, future: Future) -> tuple[Any, list]:
     raise failure.for_caller(chunk.first_item, chunk.stop_item)
 
 
-def _wait_for(future: Future) -> None:
-    """Until ``future`` is done, however it ends (its outcome is read afterwards)."""
+def _wait_for(future: Future, deadline: float | None = None) -> None:
+    """Until ``future`` is done, however it ends (its outcome is read afterwards);
+    ``TimeoutError`` if ``deadline`` passes first."""
     try:
-        future.exception()
+        future.exception(_time_left(deadline))
     except CancelledError:
         pass
+    except TimeoutError:
+        _time_left(deadline)  # raises, with the map's message
+        raise
+
+
+def _time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline``; ``TimeoutError`` once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the map's next result was not there within its timeout")
+    return left
 
 
 def run_chunks(
@@ -489,10 +503,13 @@ def run_chunks(
     star: bool = False,
     recorder: CallRecorder | None = None,
     max_bytes: int | None = None,
+    deadline: float | None = None,
 ) -> Iterator[tuple[Chunk, list]]:
     """Yield ``(chunk, results)`` for every chunk, running them on ``backend``. With a
     ``recorder``, each chunk handed back is recorded (see ``allcores.timeline``);
-    ``max_bytes`` bounds the pickled bytes in flight (default: default_max_bytes())."""
+    ``max_bytes`` bounds the pickled bytes in flight (default: default_max_bytes()).
+    ``deadline`` (``time.monotonic()``): ``TimeoutError`` when the next chunk is not
+    finished by then (``Executor.map(timeout=)``); the chunks in flight are cancelled."""
     prepared = backend.prepare(fn)
     sizer = chunks.sizer
     if sizer.overhead_s is None:
@@ -509,9 +526,9 @@ def run_chunks(
         threaded=chunks.may_block and not backend.runs_chunks_in_submit)
     try:
         if feeder.threaded:
-            taken = _finished_chunks_threaded(feeder, ordered)
+            taken = _finished_chunks_threaded(feeder, ordered, deadline)
         else:
-            taken = _finished_chunks_in_caller(feeder, ordered)
+            taken = _finished_chunks_in_caller(feeder, ordered, deadline)
         for future, chunk, handed in taken:
             outcome, values = chunk_outcome(chunk, future)
             sizer.observe(len(chunk.items), outcome.seconds, outcome.nbytes)
@@ -536,7 +553,7 @@ def run_chunks(
         raise feeder.error
 
 
-def _finished_chunks_in_caller(feeder: _Feeder, ordered: bool):
+def _finished_chunks_in_caller(feeder: _Feeder, ordered: bool, deadline: float | None):
     """Without a feeder thread (a list, tuple or range input; a backend that runs
     chunks in submit): fill the window, then take the next finished chunk (the head,
     ``ordered``), waiting for it only when none is finished. Yields ``(future, chunk,
@@ -551,16 +568,16 @@ def _finished_chunks_in_caller(feeder: _Feeder, ordered: bool):
         if ordered:
             finished = next(iter(in_flight))
             if not finished.done():
-                _wait_for(finished)  # the head: much cheaper than wait() on a list
+                _wait_for(finished, deadline)  # the head: much cheaper than wait() on a list
         else:  # one at a time: the window refills only as results are taken
             finished = next((f for f in in_flight if f.done()), None)
             if finished is None:
-                wait(list(in_flight), return_when=FIRST_COMPLETED)
+                wait(list(in_flight), _time_left(deadline), return_when=FIRST_COMPLETED)
                 continue
         yield (finished, *feeder.take(finished))
 
 
-def _finished_chunks_threaded(feeder: _Feeder, ordered: bool):
+def _finished_chunks_threaded(feeder: _Feeder, ordered: bool, deadline: float | None):
     """With a feeder thread (an iterator input): as above, but the window and the
     feeding's end are shared with the feeder under its lock; while nothing is finished,
     wait for a chunk, for the feeder to submit one, or for a read to stall."""
@@ -586,5 +603,9 @@ def _finished_chunks_threaded(feeder: _Feeder, ordered: bool):
             continue
         if finished_input:
             return
-        wait(waiting + [changed], feeder.stall_timeout(), return_when=FIRST_COMPLETED)
+        timeout = feeder.stall_timeout()
+        if deadline is not None:
+            left = _time_left(deadline)
+            timeout = left if timeout is None else min(timeout, left)
+        wait(waiting + [changed], timeout, return_when=FIRST_COMPLETED)
         feeder.steal_stalled()

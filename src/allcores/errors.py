@@ -14,15 +14,18 @@
         └── WorkerInitError           workers could not start: the pool's ``initializer``
                                       raised, the system refused a process, or the script
                                       lacks its ``if __name__ == "__main__":`` guard
+                                      (also a concurrent.futures BrokenExecutor)
 
 The second bases are there for code that moves from ``multiprocessing.Pool`` or a
-``concurrent.futures`` executor: its ``except BrokenProcessPool``, ``except ValueError``
-(a closed ``multiprocessing.Pool``) and ``except TimeoutError`` clauses keep working.
+``concurrent.futures`` executor: its ``except BrokenProcessPool``, ``except
+BrokenExecutor`` (a failing initializer), ``except ValueError`` (a closed
+``multiprocessing.Pool``) and ``except TimeoutError`` clauses keep working.
 Unlike a broken ``ProcessPoolExecutor``, an allcores pool survives a worker's death: only
 the chunk that was running there fails.
 
-``WorkerCrashedError`` is made on first use (a module ``__getattr__``): its base lives in
-``concurrent.futures.process``, which a worker process should not pay to import.
+``WorkerCrashedError`` and ``WorkerInitError`` are made on first use (a module
+``__getattr__``): their bases live in ``concurrent.futures``, which a worker process
+should not pay to import (~15 ms).
 
 An exception raised by *your* function is not wrapped: it reaches the caller with its
 original type and message, its remote traceback chained as ``__cause__``
@@ -73,7 +76,27 @@ def _make_worker_crashed_error() -> type:
     return WorkerCrashedError
 
 
-if TYPE_CHECKING:  # what type checkers see; at run time it is made on first use
+def _make_worker_init_error() -> type:
+    from concurrent.futures import BrokenExecutor
+
+    class WorkerInitError(AllcoresError, BrokenExecutor):
+        """Workers could not start: the pool's ``initializer`` raised in a worker (the
+        original error is the cause), the system refused to start a process, or the main
+        script lacks its ``if __name__ == "__main__":`` guard (the message shows the
+        fix). Also a ``concurrent.futures.BrokenExecutor``, as the standard executors
+        report a failing initializer."""
+
+    WorkerInitError.__module__ = __name__
+    WorkerInitError.__qualname__ = "WorkerInitError"  # pickled by this name
+    return WorkerInitError
+
+
+# The classes with a base in concurrent.futures, made on first use (see the docstring).
+_MADE_ON_FIRST_USE = {"WorkerCrashedError": _make_worker_crashed_error,
+                      "WorkerInitError": _make_worker_init_error}
+
+if TYPE_CHECKING:  # what type checkers see; at run time they are made on first use
+    from concurrent.futures import BrokenExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     class WorkerCrashedError(AllcoresError, BrokenProcessPool):
@@ -84,13 +107,17 @@ if TYPE_CHECKING:  # what type checkers see; at run time it is made on first use
 
         def __init__(self, first_item: int, stop_item: int, exitcode: int | None,
                      attempts: int) -> None: ...
+
+    class WorkerInitError(AllcoresError, BrokenExecutor):
+        pass
 else:
 
     def __getattr__(name: str):
-        if name == "WorkerCrashedError":
-            cls = globals()[name] = _make_worker_crashed_error()
-            return cls
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        make = _MADE_ON_FIRST_USE.get(name)
+        if make is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        cls = globals()[name] = make()
+        return cls
 
 
 class ChunkTimeoutError(AllcoresError, TimeoutError):
@@ -101,12 +128,6 @@ class PoolClosedError(AllcoresError, RuntimeError, ValueError):
     """The pool takes no more work: it was closed or terminated before this work could
     run, it broke (the message and the cause say why), or this process inherited it
     through ``os.fork()`` from the process that owns it."""
-
-
-class WorkerInitError(AllcoresError):
-    """Workers could not start: the pool's ``initializer`` raised in a worker (the
-    original error is the cause), the system refused to start a process, or the main
-    script lacks its ``if __name__ == "__main__":`` guard (the message shows the fix)."""
 
 
 class RemoteTraceback(Exception):

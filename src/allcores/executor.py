@@ -27,8 +27,8 @@ Where it deliberately differs from the standard executors:
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
+import functools
 import multiprocessing.context
 import threading
 import time
@@ -106,12 +106,10 @@ class Executor(concurrent.futures.Executor):
         future = self._pool.submit(fn, *args, **kwargs)
         with self._lock:
             self._pending.add(future)
-        future.add_done_callback(self._forget)
+        # Not a bound method: a future the caller keeps must not keep the executor (and
+        # its workers) alive.
+        future.add_done_callback(functools.partial(_forget, self._pending, self._lock))
         return future
-
-    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
-        with self._lock:
-            self._pending.discard(future)
 
     def map(self, fn: Callable[..., R], *iterables: Iterable[Any],
             timeout: float | None = None, chunksize: int | None = None) -> Iterator[R]:
@@ -121,13 +119,11 @@ class Executor(concurrent.futures.Executor):
         a bounded window ahead of the results. ``timeout``: ``TimeoutError`` if a result
         is not there ``timeout`` seconds after this call; the queued chunks are then
         cancelled. Closing or dropping the iterator cancels them too."""
+        deadline = None
         if timeout is not None:
-            timeout = check.finite_real("timeout", timeout)
-        chunks = self._pool._chunk_results(fn, zip(*iterables), chunksize, ordered=True,
-                                           star=True)
-        if timeout is None:
-            return flatten_results(chunks)
-        return flatten_results(_within(chunks, time.monotonic() + timeout, timeout))
+            deadline = time.monotonic() + check.finite_real("timeout", timeout)
+        return flatten_results(self._pool._chunk_results(
+            fn, zip(*iterables), chunksize, ordered=True, star=True, deadline=deadline))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no new calls; ``cancel_futures``: cancel the submitted calls that no
@@ -146,75 +142,6 @@ class Executor(concurrent.futures.Executor):
         return f"<allcores.Executor backend={self.backend!r} workers={self.workers}>"
 
 
-def _within(chunks: Iterator[list[Any]], deadline: float, timeout: float) -> Iterator[list[Any]]:
-    """``chunks``, raising ``TimeoutError`` once ``deadline`` (``time.monotonic()``) has
-    passed with the next one not there. A thread reads ``chunks`` (its ``next`` cannot
-    be interrupted), at most one chunk ahead of the caller."""
-    relay = _Relay(chunks)
-    try:
-        while True:
-            results = relay.take(deadline, timeout)
-            if results is None:
-                return
-            yield results
-    finally:
-        relay.abandon()
-
-
-class _Relay:
-    """Reads an iterator of chunks on a thread of its own, for a caller that waits with
-    a deadline. Holds at most one chunk; once abandoned, closes the iterator (which
-    cancels the queued chunks) as soon as its current ``next`` returns."""
-
-    def __init__(self, chunks: Iterator[list[Any]]):
-        self._chunks = chunks
-        self._cond = threading.Condition()
-        self._ready: collections.deque[list[Any]] = collections.deque()  # under _cond
-        self._finished = False                                        # under _cond
-        self._error: BaseException | None = None                      # under _cond
-        self._abandoned = False                                       # under _cond
-        threading.Thread(target=self._read, name="allcores-map-timeout",
-                         daemon=True).start()
-
-    def _read(self) -> None:
-        error = None
-        try:
-            for results in self._chunks:
-                with self._cond:
-                    while self._ready and not self._abandoned:
-                        self._cond.wait()
-                    if self._abandoned:
-                        break
-                    self._ready.append(results)
-                    self._cond.notify_all()
-        except BaseException as exc:  # the map's error: the caller's to raise
-            error = exc
-        finally:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-            with self._cond:
-                self._finished, self._error = True, error
-                self._cond.notify_all()
-
-    def take(self, deadline: float, timeout: float) -> list[Any] | None:
-        """The next chunk's results; None at the end; the map's error raised."""
-        with self._cond:
-            while not self._ready and not self._finished:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no result within the map's timeout of {timeout} s")
-                self._cond.wait(remaining)
-            if self._ready:
-                results = self._ready.popleft()
-                self._cond.notify_all()
-                return results
-            if self._error is not None:
-                error, self._error = self._error, None
-                raise error
-            return None
-
-    def abandon(self) -> None:
-        with self._cond:
-            self._abandoned = True
-            self._cond.notify_all()
+def _forget(pending: set, lock: threading.Lock, future: concurrent.futures.Future) -> None:
+    with lock:
+        pending.discard(future)

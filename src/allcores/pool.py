@@ -48,7 +48,7 @@ from allcores.dispatch import (
     known_length,
     run_chunks,
 )
-from allcores.errors import PoolClosedError
+from allcores.errors import AllcoresError, PoolClosedError
 from allcores.timeline import CallRecorder, Insights, Recorder
 
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
@@ -255,14 +255,25 @@ class Pool:
         """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``.
 
         The future is pending until a worker takes the call (``cancel()`` then succeeds
-        and the call never runs), running while it runs, then done. On the Dask backend
-        it stays pending until done (Dask does not say when a task starts); cancelling
-        it there drops the task from the cluster."""
+        and the call never runs), running while it runs, then done. On the Dask
+        backend it stays pending until done (Dask does not say when a task starts);
+        cancelling it there drops the task from the cluster. A function or arguments
+        that cannot be pickled fail the future, not the call to ``submit``."""
         check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
         self._lifecycle.check(new_call=True)
         backend = self._backend_for_this_thread()
-        chunk_future = backend.submit(backend.prepare(call), Chunk(0, [args]), True)
+        try:
+            chunk_future = backend.submit(backend.prepare(call), Chunk(0, [args]), True)
+        except AllcoresError:
+            raise  # the pool's state (closed, broken): the submit itself fails
+        except Exception as exc:
+            # Pickling the function or the arguments failed here, in the caller: this
+            # call's error, on its future, as concurrent.futures executors report it
+            # (code that submits a batch handles failures per future).
+            failed: Future[R] = CallbackSafeFuture()
+            failed.set_exception(exc)
+            return failed
         # Pending until a worker takes the chunk: cancel() works until then.
         result = SubmitFuture(chunk_future)
         chunk_future.follow_with(result)
@@ -348,12 +359,15 @@ class Pool:
     def _chunk_results(self, fn, iterable, chunksize, *, ordered: bool, star: bool = False,
                        progress: bool = False, seconds_per_item: float | None = None,
                        length: int | None = None, first_item: int = 0,
-                       bar=None, recorder: CallRecorder | None = None) -> Iterator[list]:
+                       bar=None, recorder: CallRecorder | None = None,
+                       deadline: float | None = None) -> Iterator[list]:
         """The results of each chunk, as a list per chunk. Arguments are checked now,
         at the call, not at the first ``next()``. ``chunksize=None`` adapts chunk sizes
         to the measured cost of items (``seconds_per_item`` seeds the measure);
         ``length`` and ``first_item`` describe an input that is the rest of another.
-        Chunks are recorded into ``recorder``, else the pool's recorder (if it has one)."""
+        Chunks are recorded into ``recorder``, else the pool's recorder (if it has one).
+        ``deadline`` (``time.monotonic()``): ``TimeoutError`` when the next chunk is not
+        finished by then (see ``dispatch.run_chunks``)."""
         check_map_arguments(fn, iterable, chunksize)
         if length is None:
             length = known_length(iterable)
@@ -366,7 +380,8 @@ class Pool:
             bar = progress_bar(length)
         if recorder is None and self._recorder is not None:
             recorder = self._recorder.start_call()
-        return started(self._run(backend, fn, chunks, ordered, star, bar, recorder, call))
+        return started(self._run(backend, fn, chunks, ordered, star, bar, recorder, call,
+                                 deadline))
 
     def _backend_for_this_thread(self):
         """The pool's backend; a serial one (sharing the lifecycle) on a thread of this
@@ -378,12 +393,12 @@ class Pool:
         return self._backend
 
     def _run(self, backend, fn, chunks, ordered, star, bar, recorder,
-             call) -> Iterator[list]:
+             call, deadline) -> Iterator[list]:
         try:
             yield  # the priming yield: see allcores._results.started
             for chunk, results in run_chunks(backend, fn, chunks, ordered=ordered,
                                              star=star, recorder=recorder,
-                                             max_bytes=self._max_bytes):
+                                             max_bytes=self._max_bytes, deadline=deadline):
                 if bar is not None:
                     bar.update(len(chunk.items))
                 yield results

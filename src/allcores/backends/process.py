@@ -420,6 +420,12 @@ class ProcessBackend(Backend):
         # standard input) get objects of its classes by value (see _execute.dumps).
         self._main_by_value = start_method != "fork" and not main_is_importable()
         self._workers_import_main = start_method != "fork" and not self._main_by_value
+        # The script's path, for workers started after the script's code has ended: the
+        # interpreter then deletes __main__.__file__, multiprocessing no longer has them
+        # import the script, and its functions (sent by reference) would be missing
+        # there. Such a worker imports it itself (see _worker.worker_main).
+        self._main_path = (getattr(sys.modules.get("__main__"), "__file__", None)
+                           if self._workers_import_main else None)
         self._init_payload = (
             None if initializer is None
             else cloudpickle.dumps((initializer, tuple(initargs)), protocol=PICKLE_PROTOCOL)
@@ -641,7 +647,8 @@ class ProcessBackend(Backend):
         try:
             process = self._context.Process(
                 target=worker_main,
-                args=(child_end, self._lifeline_reader, os.getpid(), self._init_payload),
+                args=(child_end, self._lifeline_reader, os.getpid(), self._init_payload,
+                      self._main_path),
                 name=WORKER_PROCESS_NAME, daemon=False,
             )
             process.start()

@@ -99,5 +99,5 @@ class ThreadBackend(Backend):
             for future in unfinished:
                 # cancel() fails for a running chunk: that one cannot be stopped. A plain
                 # cancel() does not wake concurrent.futures.wait(); the notify does.
-                if future.cancel():
+                if future.cancel() and not future.cancelled_and_notified():
                     future.set_running_or_notify_cancel()
