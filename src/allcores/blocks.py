@@ -20,7 +20,7 @@ Where a ``fill`` block writes depends on where it runs::
     serial, threads (the caller's process)   rows = a view of the result: written in place
     worker processes (this machine)          rows = a private array, copied into a shared
                                                memory segment of the result (made on first
-                                               need, allcore._shm's safeguards), then into
+                                               need, allcores._shm's safeguards), then into
                                                the result once the block is done
     Dask workers on other machines           rows = a private array, returned, put in
                                                place by the caller
