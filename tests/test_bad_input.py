@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from allcores import kernels, native, pure
+from allcores import _block_task, kernels, native, pure
 
 NAN = float("nan")
 INF = float("inf")
@@ -788,7 +788,7 @@ def nothing_allocated(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError(f"allocated: {args!r}")
 
-    monkeypatch.setattr(kernels, "SharedArray", refuse)
+    monkeypatch.setattr(_block_task, "SharedArray", refuse)
 
 
 @pytest.mark.parametrize("backend", ["auto", "serial", "thread", "process"])

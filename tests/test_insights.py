@@ -674,7 +674,12 @@ def test_a_run_lost_with_its_worker_is_recorded_apart(tmp_path):
     assert rerun.worker != lost.worker and lost.ended <= rerun.started
     dead = next(w for w in summary.per_worker if w.worker == lost.worker)
     assert dead.lost_s == lost.seconds
-    assert len(summary.lanes()) == WORKERS + 1  # the replacement worker has a lane too
+    # The dead worker keeps a lane though it handed back no chunk; so does every worker
+    # that ran one (the replacement too, when it got a chunk before the survivor had
+    # finished the rest: that depends on timing).
+    ran = {r.worker for r in summary.records}
+    assert lost.worker not in ran and lost.worker in summary.lanes()
+    assert ran <= set(summary.lanes())
     assert f"{lost.worker} died after" in str(summary)
     png = tmp_path / "crash.png"
     summary.plot(str(png))
