@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, Iterable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, NamedTuple
 
 import numpy as np
 
@@ -66,7 +66,10 @@ from allcores._shm import read_rows
 from allcores.cpu import cpu_count
 from allcores.planner import backend_override, releases_gil, settled_backend
 
-__all__ = ["fill", "reduce", "sliced"]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["BlockPlan", "fill", "plan_blocks", "reduce", "sliced", "split"]
 
 # Blocks per worker: when blocks differ in cost (mandelbrot rows near the set cost ~100x
 # more than rows far from it), the last ones to finish are then short.
@@ -103,7 +106,7 @@ class sliced:  # noqa: N801  (a marker, used like a function)
 
     __slots__ = ("array",)
 
-    def __init__(self, array):
+    def __init__(self, array: npt.ArrayLike) -> None:
         self.array = np.asarray(array)
         if self.array.ndim == 0:
             raise ValueError("sliced: expected an array with at least one dimension, "
@@ -209,7 +212,7 @@ def reduce(fn: Callable[..., Any], start: int, stop: int, *, args: Iterable[Any]
 def fill(fn: Callable[..., Any], shape: int | tuple[int, ...], dtype: Any = np.float64, *,
          args: Iterable[Any] = (), min_block: int = 1, cost: float | None = None,
          workers: int | None = None, backend: str = "auto", progress: bool = False,
-         insights: bool = False) -> np.ndarray:
+         insights: bool = False) -> npt.NDArray[Any]:
     """A new array of ``shape`` and ``dtype`` (zeros to start with) whose rows ``[a, b)``
     are written by ``fn(a, b, rows, *args)``, ``rows`` being those rows (a writable
     array of shape ``(b - a, *shape[1:])``; what ``fn`` returns is ignored).

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from typing import assert_type
+from typing import Any, assert_type
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ from allcores import (
     PoolClosedError,
     WorkerCrashedError,
     WorkerInitError,
+    blocks,
     kernels,
 )
 
@@ -273,6 +274,29 @@ def kernel_calls() -> None:
     assert_type(kernels.monte_carlo_pi(10_000, seed=1, workers=1), float)
 
 
+def row_numbers(a: int, b: int, rows: npt.NDArray[np.int64], width: int) -> None:
+    rows[:] = np.arange(a * width, b * width).reshape(b - a, width)
+
+
+def count_even(a: int, b: int) -> int:
+    return len(range(a + a % 2, b, 2))
+
+
+def own_kernel_blocks() -> None:
+    table = blocks.fill(row_numbers, (100, 4), np.int64, args=(4,), workers=2,
+                        backend="thread")
+    assert_type(table, npt.NDArray[Any])
+    assert int(table[-1, -1]) == 399
+    evens = blocks.reduce(count_even, 0, 1_000, combine="sum", backend="serial")
+    assert evens == 500
+    doubled = blocks.fill(lambda a, b, rows, v: np.multiply(v, 2, out=rows), 10,
+                          args=(blocks.sliced(np.arange(10.0)),))
+    assert doubled.tolist() == [2.0 * i for i in range(10)]
+    plan = blocks.plan_blocks(count_even, 0, 10**9, cost=1e-8, workers=2, backend="auto")
+    assert_type(plan, blocks.BlockPlan)
+    assert plan.backend == "process" and len(plan.blocks) == 16
+
+
 def insights_plot(directory: str) -> str:
     """Needs ``allcores[plot]`` (matplotlib)."""
     allcores.map(square, range(100), backend="thread", insights=True)
@@ -286,6 +310,7 @@ def main() -> None:
     pool_calls()
     executor_calls()
     assert asyncio.run(in_event_loop()) == 49
+    own_kernel_blocks()
     failures()
     kernel_calls()
     if importlib.util.find_spec("matplotlib") is not None:
