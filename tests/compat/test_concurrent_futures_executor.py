@@ -34,57 +34,16 @@ import weakref
 from concurrent.futures import BrokenExecutor, CancelledError
 
 import _workloads as w
+from _compat import RESULT_TIMEOUT_S, open_gate, wait_until
 import pytest
 
 import allcores
-from allcores import _default_pools
 
-BACKENDS = ["process", "thread"]
-RESULT_TIMEOUT_S = 60
 # A map timeout long enough for two quick calls on a warm, loaded 2-core machine.
 MAP_TIMEOUT_S = 3.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def stop_default_pools():
-    yield
-    _default_pools.terminate_all()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
-@pytest.fixture
-def gate(tmp_path):
-    """A file that blocked calls wait for (``_workloads.wait_for_path``)."""
-    return str(tmp_path / "gate")
-
-
-@pytest.fixture
-def executor(backend, gate):
-    ex = allcores.Executor(2, backend=backend)
-    try:
-        yield ex
-    finally:
-        open_gate(gate)  # a test that failed half-way must not leave calls blocked
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
 # --- helpers: module level, so that worker processes import them by name ---------------
-
-
-def open_gate(path: str) -> None:
-    open(path, "a").close()
-
-
-def wait_until(condition, what: str, timeout: float = w.WAIT_LIMIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(w.POLL_S)
 
 
 def mul(x, y):

@@ -15,20 +15,13 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 import _workloads as w
+from _compat import RESULT_TIMEOUT_S
 import pytest
 
 import allcores
-from allcores import PoolClosedError, WorkerCrashedError, _default_pools
+from allcores import PoolClosedError, WorkerCrashedError
 
 BACKENDS = ["process", "thread"]
-RESULT_TIMEOUT_S = 60
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stop_default_pools():
-    """Leave no warm default pool (``allcores.map``'s) running after this module."""
-    yield
-    _default_pools.terminate_all()
 
 
 @pytest.fixture(params=BACKENDS)
