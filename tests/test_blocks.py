@@ -53,6 +53,12 @@ def doubled_rows(a, b, rows, values):
     rows[:] = values * 2
 
 
+def spin_block(seconds_per_index, a, b):
+    """Spin the CPU (holding the GIL) for ``seconds_per_index`` per index; the count."""
+    w.cpu_spin(seconds_per_index * (b - a))
+    return b - a
+
+
 def raise_in_block(bad, a, b):
     if a <= bad < b:
         raise ValueError(f"cannot handle index {bad}")
@@ -195,6 +201,17 @@ def test_with_a_cost_an_unmarked_function_runs_on_processes():
     # Without a cost, the map planner decides by measuring.
     assert blocks.plan_blocks(count_multiples, 0, 10**6, cost=None, workers=2,
                               backend="auto").backend == "auto"
+
+
+def test_a_measured_cost_leaves_the_backend_to_the_map_planner(map_calls, monkeypatch):
+    # Without cost=, the probe measures the cost; whether threads pay for a function
+    # not marked nogil is then the map planner's measurement, not a guess.
+    monkeypatch.setattr(blocks, "PROBE_S", 0.0)
+    assert blocks.plan_blocks(count_multiples, 0, 10**9, cost=1e-8, workers=2,
+                              backend="auto", measured=True).backend == "auto"
+    slow = functools.partial(spin_block, 0.002)
+    assert blocks.reduce(slow, 0, 40, workers=2) == 40
+    assert [call["backend"] for call in map_calls] == ["auto"]
 
 
 def test_no_block_is_shorter_than_min_block_or_the_minimum_work():

@@ -113,7 +113,6 @@ class sliced:  # noqa: N801  (a marker, used like a function)
                              "got a scalar")
 
 
-
 # --- planning -------------------------------------------------------------------------------
 
 
@@ -136,20 +135,24 @@ def split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
 
 
 def plan_blocks(fn: Callable[..., Any], start: int, stop: int, *, cost: float | None,
-                workers: int, backend: str, min_block: int = 1) -> BlockPlan:
+                workers: int, backend: str, min_block: int = 1,
+                measured: bool = False) -> BlockPlan:
     """The backend and blocks for ``[start, stop)`` at ``cost`` seconds per index (None:
-    unknown, the planner of maps decides the backend). See the module docstring."""
+    unknown). Under ``backend="auto"``, a function not marked as releasing the GIL runs
+    on processes when ``cost`` was given, and on what the map planner decides (it
+    measures whether threads pay) when the cost is unknown or was ``measured`` by a
+    probe. See the module docstring."""
     settled = settled_backend(backend)
     chosen = settled
     if chosen is None:
         if releases_gil(fn):
             chosen = "thread"
-        elif cost is not None:
+        elif cost is not None and not measured:
             chosen = "process"
         else:
             chosen = "auto"
-        if cost is not None:
-            bar = SERIAL_BELOW_S["thread" if chosen == "thread" else "process"]
+        if cost is not None:  # threads may run it ("auto" too): their bar is the lower
+            bar = SERIAL_BELOW_S["process" if chosen == "process" else "thread"]
             if (stop - start) * cost < bar:
                 chosen = "serial"
     if chosen == "serial" or workers == 1:
@@ -311,7 +314,8 @@ def _run(fn, options: _Options, out: SharedLazily | None) -> list:
             first = probed[-1][1]
         if first < stop:
             plan = plan_blocks(fn, first, stop, cost=cost, workers=options.workers,
-                               backend=options.backend, min_block=options.min_block)
+                               backend=options.backend, min_block=options.min_block,
+                               measured=options.cost is None)
             options.blocks_run.extend(plan.blocks)
             items: list[tuple] = plan.blocks
             if plan.backend == "dask" and any(isinstance(a, SharedLazily) for a in inputs):
