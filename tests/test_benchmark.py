@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -435,6 +436,259 @@ def test_kernel_reading_on_synthetic_numbers():
     assert "allcores threads: mandelbrot 2.00x, fannkuch 1.67x" in text
     assert "mandelbrot: native, allcores threads" in text
     assert "numba rows did not run: not installed" in text
+
+
+# --- kernels: primesieve and "vs the best other tool" -----------------------------------------
+
+FAKE_PRIMESIEVE = '''#!{python} -S
+"""A stand-in for the primesieve command: primesieve START STOP -c -t N -q."""
+import math, os, sys
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("primesieve 99.0, <https://example.invalid>")
+    sys.exit(0)
+with open(os.environ["FAKE_PRIMESIEVE_LOG"], "a") as log:
+    log.write(" ".join(args) + "\\n")
+if os.environ.get("FAKE_PRIMESIEVE_SAYS"):
+    print(os.environ["FAKE_PRIMESIEVE_SAYS"])
+    sys.exit(int(os.environ.get("FAKE_PRIMESIEVE_EXIT", "0")))
+if "-q" not in args:   # as primesieve says, before its count
+    print("Threads = " + args[args.index("-t") + 1])
+start, stop = int(args[0]), int(args[1])   # STOP is inclusive, as primesieve's
+n = stop + 1
+sieve = bytearray([1]) * max(n, 2)
+sieve[0] = sieve[1] = 0
+for i in range(2, math.isqrt(max(n - 1, 1)) + 1):
+    if sieve[i]:
+        sieve[i * i::i] = bytes(len(range(i * i, n, i)))
+print(sum(sieve[start:n]) + int(os.environ.get("FAKE_PRIMESIEVE_OFF_BY", "0")))
+'''
+
+
+@pytest.fixture
+def fake_primesieve(tmp_path, monkeypatch):
+    """A ``primesieve`` script first on PATH that counts primes (or says what
+    FAKE_PRIMESIEVE_SAYS says); returns the file where it logs its arguments."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "primesieve"
+    script.write_text(FAKE_PRIMESIEVE.format(python=sys.executable))
+    script.chmod(0o755)
+    log = tmp_path / "primesieve.log"
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_PRIMESIEVE_LOG", str(log))
+    return log
+
+
+def _without_primesieve(monkeypatch):
+    import shutil
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == "primesieve" else which(
+                            name, *a, **k))
+
+
+def test_primesieve_count_asks_for_an_inclusive_stop(fake_primesieve, monkeypatch):
+    command = kernels.primesieve_command()
+    assert command is not None and command.startswith(str(fake_primesieve.parent))
+    assert kernels.primesieve_count(command, 0, 10**6, 1) == 78498
+    assert kernels.primesieve_count(command, 500_000, 10**6, 2) == 78498 - 41538
+    assert kernels.primesieve_count(command, 0, 2, 1) == 0
+    assert kernels.primesieve_count(command, 7, 7, 1) == 0   # empty: nothing run
+    assert fake_primesieve.read_text().splitlines() == [
+        "0 999999 -c -t 1 -q", "500000 999999 -c -t 2 -q", "0 1 -c -t 1 -q"]
+    assert kernels.primesieve_version(command) == "primesieve 99.0"
+    assert kernels.primesieve_threads(command, 0, 10**6, 3) == 3
+    start = kernels.primesieve_start(command)
+    assert len(start.times) == kernels.PRIMESIEVE_START_RUNS
+    monkeypatch.setenv("FAKE_PRIMESIEVE_SAYS", "Primes: 78498")
+    with pytest.raises(RuntimeError, match="expected exit status 0 and one count, got: "
+                                           "exit status 0, 'Primes: 78498'"):
+        kernels.primesieve_count(command, 0, 10**6, 1)
+    monkeypatch.setenv("FAKE_PRIMESIEVE_SAYS", "12")
+    monkeypatch.setenv("FAKE_PRIMESIEVE_EXIT", "3")
+    with pytest.raises(RuntimeError, match="exit status 3"):
+        kernels.primesieve_count(command, 0, 10**6, 1)
+    assert kernels.primesieve_start(command).startswith("RuntimeError: ")
+
+
+def test_primesieve_rows_for_count_primes_only(fake_primesieve, monkeypatch):
+    config = Config(repeat=2)
+
+    def ids(kernel, found):
+        return [m for m, _, _, _ in kernels.methods(config, kernel, found)]
+
+    assert ids("count_primes", True)[-2:] == ["primesieve-serial", "primesieve-threads"]
+    assert ids("count_primes", False)[-1] == "primesieve"
+    assert not [m for m in ids("count_primes", False) if m.startswith("primesieve-")]
+    for kernel in ("mandelbrot", "is_prime", "fannkuch", "monte_carlo_pi"):
+        assert not [m for m in ids(kernel, True) if m.startswith("primesieve")]
+    common = len(ids("mandelbrot", True)) * 5 + 2 * 5
+    assert kernels.steps(config) == common + 2 + 1   # two rows and the start-up measure
+    _without_primesieve(monkeypatch)
+    assert kernels.steps(config) == common + 1
+    assert "apt-get install primesieve" in kernels.primesieve_note("", None, 2)
+    assert "; -t caps its threads: for -t 4 it said it used 1." in kernels.primesieve_note(
+        "primesieve 11.0 (/usr/bin/primesieve)", Timing([0.001]), 4, 1)
+
+
+@pytest.mark.skipif(shutil.which("primesieve") is None, reason="primesieve not installed")
+def test_the_real_primesieve_command():
+    """Where primesieve is installed: the command line the benchmark uses is the one it
+    understands (its STOP inclusive, -q printing the count alone)."""
+    command = kernels.primesieve_command()
+    assert kernels.primesieve_count(command, 0, 10**6, 1) == 78498
+    assert kernels.primesieve_count(command, 2, 3, 2) == 1
+    assert kernels.primesieve_threads(command, 0, 10**6, 1) == 1
+    assert kernels.primesieve_version(command).startswith("primesieve ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("primesieve", ["found", "wrong", "missing"])
+def test_kernels_section_primesieve_rows(primesieve, fake_primesieve, monkeypatch):
+    """The section at the smallest size with a fake primesieve that counts right, one
+    that is off by one (its rows are WRONG and never compared), or none on PATH."""
+    import io
+
+    if primesieve == "wrong":
+        monkeypatch.setenv("FAKE_PRIMESIEVE_OFF_BY", "1")
+    if primesieve == "missing":
+        _without_primesieve(monkeypatch)
+    config = Config(quick=True, scale=0.01, repeat=1, workers=2)
+    progress = Progress(kernels.steps(config), stream=io.StringIO())
+    section = kernels.run(config, progress)
+    assert progress.done == kernels.steps(config)
+    rows = {r["method"]: r for r in section.rows if r["impl"] == "primesieve"}
+    assert {r["kernel"] for r in rows.values()} == {"count_primes"}
+    versus = section.extra["vs_best_other_tool"]
+    table = section.tables[0]
+    reading = " ".join(section.reading)
+    document = json.loads(json.dumps({"sections": {"kernels": section.to_json()},
+                                      "config": {"workers": 2}}, default=str))
+    count_primes_line = next(line for line in report.headline(document).splitlines()
+                             if line.startswith("| count_primes |"))
+    if primesieve == "missing":
+        assert list(rows) == ["primesieve"]
+        assert rows["primesieve"]["correct"] is None
+        assert rows["primesieve"]["status"] == "not installed"
+        assert ["", "primesieve", "not installed", "", "", "", "", ""] in table.rows
+        assert "primesieve: not installed (apt-get install primesieve" in table.notes[-1]
+        assert "primesieve did not run: not installed" in reading
+        assert section.extra["primesieve"] == "not installed"
+        assert versus["parallel"]["count_primes"] is None   # numba is not installed here
+        assert section.wrong == 0
+        return
+    assert list(rows) == ["primesieve-serial", "primesieve-threads"]
+    assert [r["label"] for r in rows.values()] == ["primesieve, 1 thread",
+                                                   "primesieve, 2 threads"]
+    assert [r["workers"] for r in rows.values()] == [1, 2]
+    assert section.extra["primesieve"].startswith("primesieve 99.0 (")
+    assert section.extra["primesieve_threads_used"] == 2
+    assert "for -t 2 it said it used 2." in table.notes[-1]
+    log = fake_primesieve.read_text().splitlines()
+    limit = int(section.extra["cases"][1]["workload"].split()[-1].replace(",", ""))
+    assert f"0 {limit - 1} -c -t 1 -q" in log and f"0 {limit - 1} -c -t 2 -q" in log
+    if primesieve == "wrong":
+        assert all(r["correct"] is False and r["status"] == "WRONG" for r in rows.values())
+        assert section.wrong == 2
+        assert versus["parallel"]["count_primes"] is None
+        assert versus["serial"]["count_primes"] is None
+        assert count_primes_line.endswith("| - |")
+        assert section.extra["primesieve_start"] == "expected 0 primes below 2, got: 1"
+        assert "its start cost could not be measured (expected 0" in table.notes[-1]
+        return
+    assert section.extra["primesieve_start"]["median_s"] > 0
+    assert "included in its times" in table.notes[-1]
+    assert all(r["correct"] is True and r["status"] == "ok" for r in rows.values())
+    assert section.wrong == 0
+    parallel = versus["parallel"]["count_primes"]
+    assert parallel["tool"] == "primesieve, 2 threads"
+    assert parallel["allcores"] in ("native, allcores threads", "native, allcores processes")
+    assert parallel["ratio"] == rows["primesieve-threads"]["median_s"] / parallel["allcores_s"]
+    serial = versus["serial"]["count_primes"]
+    assert (serial["tool"], serial["allcores"]) == ("primesieve, 1 thread", "native, serial")
+    assert count_primes_line.endswith(f"| {kernels.versus_text(parallel)} |")
+    assert "(primesieve, 2 threads) |" in count_primes_line
+    assert "vs the best other tool, on 2 workers" in reading
+    assert "primesieve's process start" in reading
+
+
+def test_versus_best_other_tool_on_synthetic_numbers():
+    """Only numba and primesieve count as other tools, on as many threads as allcores'
+    rows (or one against native serial); a wrong row never counts."""
+    rows = [
+        _kernel_row("mandelbrot", "native-serial", 2.0),
+        _kernel_row("mandelbrot", "native-allcores-thread", 1.0),
+        _kernel_row("mandelbrot", "native-allcores-process", 0.8),
+        _kernel_row("mandelbrot", "numba", 2.0),
+        _kernel_row("count_primes", "native-serial", 1.0),
+        _kernel_row("count_primes", "native-allcores-thread", 0.5),
+        _kernel_row("count_primes", "numba", 0.4),
+        _kernel_row("count_primes", "primesieve-serial", 0.15),
+        _kernel_row("count_primes", "primesieve-threads", 0.1,
+                    label="primesieve, 2 threads"),
+        _kernel_row("is_prime", "native-allcores-thread", 0.5),
+        {**_kernel_row("is_prime", "numba", 0.1), "correct": False, "status": "WRONG"},
+        # Our kernel through other pools, and the C baseline: not other tools.
+        _kernel_row("fannkuch", "native-serial", 1.0),
+        _kernel_row("fannkuch", "native-allcores-thread", 0.5),
+        _kernel_row("fannkuch", "native-futures", 0.01),
+        _kernel_row("fannkuch", "native-joblib", 0.01),
+        _kernel_row("fannkuch", "c-serial", 0.01),
+        {**_kernel_row("monte_carlo_pi", "numba", None), "correct": None,
+         "status": "not installed"},
+    ]
+    parallel = kernels.versus_other_tools(rows, parallel=True)
+    serial = kernels.versus_other_tools(rows, parallel=False)
+    assert parallel["mandelbrot"] == {
+        "ratio": 2.5, "allcores": "native, allcores processes", "allcores_s": 0.8,
+        "tool": "numba @njit(parallel=True)", "tool_s": 2.0}
+    assert parallel["count_primes"]["tool"] == "primesieve, 2 threads"
+    assert parallel["count_primes"]["ratio"] == pytest.approx(0.2)
+    assert serial["count_primes"]["ratio"] == pytest.approx(0.15)
+    assert serial["count_primes"]["allcores"] == "native, serial"
+    assert serial["mandelbrot"] is None   # numba has no serial row
+    for kernel in ("is_prime", "fannkuch", "monte_carlo_pi"):
+        assert parallel[kernel] is None and serial[kernel] is None
+    assert kernels.versus_text(parallel["mandelbrot"]) == "2.50x (numba @njit(parallel=True))"
+    assert kernels.versus_text(None) == "-"
+
+    for row in rows:   # the other reading lines need them; not what is tested here
+        row.setdefault("speedup_vs_pure", 1.0)
+        row.setdefault("speedup_vs_native", 1.0)
+    section = Section("kernels", "?", rows, [], extra={
+        "workers": 2, "vs_best_other_tool": {"parallel": parallel, "serial": serial},
+        "primesieve": "primesieve 11.0 (/usr/bin/primesieve)",
+        "primesieve_start": {"median_s": 0.002}})
+    text = " ".join(kernels.reading(section))
+    assert ("vs the best other tool, on 2 workers, allcores' best (threads or processes) "
+            "vs the fastest of numba parallel and primesieve -t 2 (tool time / allcores "
+            "time, above 1: allcores is faster): mandelbrot 2.50x (numba @njit(parallel="
+            "True): 2 s vs native, allcores processes: 800 ms); count_primes 0.20x "
+            "(primesieve, 2 threads: 100 ms vs native, allcores threads: 500 ms).") in text
+    assert ("on one core, native serial vs primesieve -t 1 (tool time / allcores time, "
+            "above 1: allcores is faster): count_primes 0.15x (primesieve, 1 thread: "
+            "150 ms vs native, serial: 1 s).") in text
+    assert ("primesieve's process start (2 ms) is 2% of its fastest row's time; it does "
+            "not matter at this size.") in text
+
+    headline = report.headline({"sections": {"kernels": section.to_json()},
+                                "config": {"workers": 2}})
+    lines = headline.splitlines()
+    assert lines[0].endswith("| numba parallel vs native serial | vs the best other tool |")
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    cells = {line.split(" | ")[0][2:]: line.split(" | ")[-1][:-2] for line in lines[2:7]}
+    assert cells == {"mandelbrot": "2.50x (numba @njit(parallel=True))",
+                     "count_primes": "0.20x (primesieve, 2 threads)",
+                     "is_prime": "-", "fannkuch": "-", "monte_carlo_pi": "-"}
+    assert any(line.startswith("vs the best other tool: on 2 workers, the fastest other "
+                               "tool's median time") for line in lines)
+    # A results.json written before the column existed: every cell is "-".
+    del section.extra["vs_best_other_tool"]
+    old = report.headline({"sections": {"kernels": section.to_json()},
+                           "config": {"workers": 2}})
+    assert old.splitlines()[3].endswith("| - |")
 
 
 def _memory_row(workload, tool, items, growth_mib, seconds, **extra):

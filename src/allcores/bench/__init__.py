@@ -5,7 +5,7 @@ Sections (``--only`` picks some):
 
 - ``kernels``: each kernel pure-Python vs native, serial vs N workers, through allcores
   and through the tools a user would pick instead (multiprocessing, concurrent.futures,
-  joblib, numba);
+  joblib, numba, and the primesieve command for count_primes);
 - ``overhead``: from what cost per item on each tool beats a serial loop (crossover);
   then whether ``backend="auto"`` pays no serial tax (``allcores.bench.serial_tax``):
   4 equal expensive items, 10-item call latency, spawn start-up, unmarked hashlib, and

@@ -5,7 +5,9 @@ pure Python serially; the tutorial's recipe (the pure twin's blocks through
 ``multiprocessing.Pool(workers).imap``); the pure twin through allcores (processes); the
 native kernel serially, on allcores threads and on allcores processes; and what a user
 would pick instead: ``concurrent.futures.ProcessPoolExecutor`` and joblib over the native
-chunk-level functions, and a numba ``@njit(parallel=True)`` twin (where installed).
+chunk-level functions, a numba ``@njit(parallel=True)`` twin (where installed), and for
+count_primes the ``primesieve`` command (where found on PATH: a segmented sieve tuned for
+years, what someone who only wants the count would run), on 1 thread and on N.
 
 Pure Python is 25-500x slower than native: at the full size its rows would take minutes
 each. They run on a proportional slice of the same workload (fewer image rows, a
@@ -15,6 +17,12 @@ row's answer is checked against the native answer for its slice; every other row
 against the published value where one exists, else the native serial answer.
 
 The peers get the job cut into ``workers x 8`` blocks, as allcores.kernels cuts it.
+
+"vs the best other tool" (the headline's column and a reading line) compares like with
+like: allcores' best native time on N workers (threads or processes) against the fastest
+other tool on N threads (numba parallel, ``primesieve -t N``), and native serial against
+``primesieve -t 1``. ProcessPoolExecutor and joblib run our kernel, and the plain-C
+reference is our baseline, not a tool a user would pick: neither counts as another tool.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import importlib
 import importlib.util
 import math
 import multiprocessing
+import shutil
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -40,9 +50,11 @@ from allcores.bench.measure import (
     Section,
     Table,
     Timing,
-    ratio_text,
     interleaved,
+    ratio_text,
     same,
+    seconds_text,
+    timed,
     timing_text,
 )
 
@@ -74,7 +86,28 @@ METHODS = [
     ("native-futures", "native, ProcessPoolExecutor", "native", False),
     ("native-joblib", "native, joblib", "native", False),
     ("numba", "numba @njit(parallel=True)", "numba", False),
+    # count_primes only: two rows where the command is found, else the one that says so.
+    ("primesieve-serial", "primesieve, 1 thread", "primesieve", False),
+    ("primesieve-threads", "primesieve, {workers} threads", "primesieve", False),
+    ("primesieve", "primesieve", "primesieve", False),
 ]
+PRIMESIEVE_KERNEL = "count_primes"
+PRIMESIEVE_FOUND = ("primesieve-serial", "primesieve-threads")
+PRIMESIEVE_MISSING = ("primesieve",)
+PRIMESIEVE_INSTALL = ("apt-get install primesieve, brew install primesieve or "
+                      "conda install -c conda-forge primesieve")
+# A run of the command that takes longer than this has hung (a full run takes ~0.1 s).
+PRIMESIEVE_TIMEOUT_S = 300
+# Runs of `primesieve 0 1 -c -t 1 -q` (after a warm-up) that measure what starting it costs.
+PRIMESIEVE_START_RUNS = 5
+
+# "vs the best other tool": which rows are allcores and which are tools a user would
+# pick instead, on N workers and on one. ProcessPoolExecutor and joblib run our native
+# kernel; the plain-C reference is the baseline, not a tool: neither side counts them.
+ALLCORES_PARALLEL = ("native-allcores-thread", "native-allcores-process")
+OTHER_TOOLS_PARALLEL = ("numba", "primesieve-threads")
+ALLCORES_SERIAL = ("native-serial",)
+OTHER_TOOLS_SERIAL = ("primesieve-serial",)
 
 
 def _split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
@@ -159,6 +192,9 @@ class CountPrimes(Job):
 
     def numba(self, twins):
         return twins.count_primes(self.lo, self.hi)
+
+    def primesieve(self, command: str, threads: int) -> int:
+        return primesieve_count(command, self.lo, self.hi, threads)
 
 
 @dataclasses.dataclass
@@ -369,10 +405,80 @@ def _optional(module: str):
         return None
 
 
-def methods(config: Config) -> list[tuple[str, str, str, bool]]:
-    """The rows each kernel gets: the plain-C row only where a C reference was given
-    (``benchmarks/run.py`` in a source checkout passes ``benchmarks/c_reference.py``)."""
-    return [m for m in METHODS if m[0] != "c-serial" or config.c_reference]
+def methods(config: Config, kernel: str, primesieve_found: bool
+            ) -> list[tuple[str, str, str, bool]]:
+    """The rows ``kernel`` gets: the plain-C row only where a C reference was given
+    (``benchmarks/run.py`` in a source checkout passes ``benchmarks/c_reference.py``);
+    for count_primes, primesieve on 1 and on N threads where the command was found, else
+    one row that says it is not installed."""
+    skip = set() if config.c_reference else {"c-serial"}
+    if kernel != PRIMESIEVE_KERNEL:
+        skip.update(PRIMESIEVE_FOUND + PRIMESIEVE_MISSING)
+    else:
+        skip.update(PRIMESIEVE_MISSING if primesieve_found else PRIMESIEVE_FOUND)
+    return [m for m in METHODS if m[0] not in skip]
+
+
+def primesieve_command() -> str | None:
+    """The path of the ``primesieve`` command, None where it is not on PATH."""
+    return shutil.which("primesieve")
+
+
+def primesieve_count(command: str, lo: int, hi: int, threads: int) -> int:
+    """Primes ``p`` with ``lo <= p < hi``, counted by ``primesieve`` on ``threads``
+    threads, in a process of its own. Its STOP is inclusive: it is asked for [lo, hi - 1].
+    Raises RuntimeError if it fails or prints something other than a count."""
+    if hi <= lo:
+        return 0
+    argv = [command, str(lo), str(hi - 1), "-c", "-t", str(threads), "-q"]
+    proc = subprocess.run(argv, capture_output=True, text=True,
+                          timeout=PRIMESIEVE_TIMEOUT_S)
+    words = proc.stdout.split()
+    if proc.returncode != 0 or len(words) != 1 or not words[0].isdigit():
+        said = (proc.stderr or proc.stdout).strip()[-200:]
+        raise RuntimeError(f"{' '.join(argv[1:])}: expected exit status 0 and one count, "
+                           f"got: exit status {proc.returncode}, {said!r}")
+    return int(words[0])
+
+
+def primesieve_version(command: str) -> str:
+    """``primesieve 11.0`` (the first line of ``--version`` up to its comma), or ''."""
+    try:
+        proc = subprocess.run([command, "--version"], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = proc.stdout.strip().splitlines()
+    return lines[0].split(",")[0].strip() if lines else ""
+
+
+def primesieve_threads(command: str, lo: int, hi: int, threads: int) -> int | None:
+    """How many threads ``primesieve`` says it uses for [lo, hi) when asked for
+    ``threads``: ``-t`` is a cap (it takes fewer on a small range, never more than the
+    CPUs). None if it does not say (an untimed run without ``-q``)."""
+    try:
+        proc = subprocess.run([command, str(lo), str(max(lo, hi - 1)), "-c", "-t",
+                               str(threads), "--no-status"], capture_output=True, text=True,
+                              timeout=PRIMESIEVE_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in proc.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "Threads" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def primesieve_start(command: str) -> Timing | str:
+    """What one run of the command costs with (almost) nothing to sieve: the Timing of
+    ``primesieve 0 1 -c -t 1 -q`` (median of PRIMESIEVE_START_RUNS after a warm-up), or why
+    it could not be measured."""
+    try:
+        timing, result = timed(lambda: primesieve_count(command, 0, 2, 1),
+                               PRIMESIEVE_START_RUNS)
+    except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return timing if same(result, 0) else f"expected 0 primes below 2, got: {result!r}"
 
 
 def load_c_reference(path: str):
@@ -393,7 +499,10 @@ def load_c_reference(path: str):
 
 
 def steps(config: Config) -> int:
-    return (len(methods(config)) + config.repeat) * 5   # warm-ups; a step per kernel and round
+    found = primesieve_command() is not None
+    warm_ups = sum(len(methods(config, kernel, found)) for kernel in UNITS)
+    # a step per row's warm-up, per kernel and round, and primesieve's start-up measure
+    return warm_ups + config.repeat * len(UNITS) + found
 
 
 def run(config: Config, progress: Progress) -> Section:
@@ -422,9 +531,22 @@ def run(config: Config, progress: Progress) -> Section:
             workloads.IMPLEMENTATIONS["c"] = c_reference
             c_status = f"compiled with {c_reference.describe()}"
 
+    primesieve = primesieve_command()
+    primesieve_about = ""                  # "primesieve 11.0 (/usr/bin/primesieve)"
+    start: Timing | str | None = None      # what starting the command alone costs
+    if primesieve is not None:
+        primesieve_about = (f"{primesieve_version(primesieve) or 'primesieve'} "
+                            f"({primesieve})")
+        progress.step("kernels: primesieve's process start")
+        start = primesieve_start(primesieve)
+
     rows: list[dict] = []
     table_rows: list[list[str]] = []
     cases, calibration = make_cases(config.size)
+    threads_used = None   # what primesieve -t N took for count_primes (it is a cap)
+    if primesieve is not None:
+        primes = next(c.full for c in cases if c.kernel == PRIMESIEVE_KERNEL)
+        threads_used = primesieve_threads(primesieve, primes.lo, primes.hi, workers)
     # Pools are created once and warmed by each row's untimed warm-up run.
     mp_pool = multiprocessing.Pool(workers)
     executor = concurrent.futures.ProcessPoolExecutor(workers)
@@ -439,7 +561,8 @@ def run(config: Config, progress: Progress) -> Section:
         for case in cases:
             rows_by_case[case.kernel] = _warm_up(case, config, progress, mp_pool, executor,
                                                  parallel, joblib, twins, numba_status,
-                                                 c_reference, c_status, runners, references)
+                                                 c_reference, c_status, primesieve,
+                                                 runners, references)
             if case.kernel == "mandelbrot":
                 image = references.get(("mandelbrot", "native-serial"))
 
@@ -479,8 +602,8 @@ def run(config: Config, progress: Progress) -> Section:
         "for that slice.",
         "vs pure / vs native: the pure-Python serial and native serial median times "
         "divided by this row's. Efficiency: the speedup over the serial run of the same "
-        f"implementation (native for the native blocks and numba) divided by {workers} "
-        "workers.",
+        "implementation (native for the native blocks and numba, primesieve on 1 thread "
+        f"for primesieve on {workers}) divided by {workers} workers.",
         f"Peers (multiprocessing, ProcessPoolExecutor, joblib) map {workers} x "
         f"{BLOCKS_PER_WORKER} blocks of the chunk-level functions (allcores.native / "
         "allcores.pure); multiprocessing.Pool and ProcessPoolExecutor use start method "
@@ -493,6 +616,7 @@ def run(config: Config, progress: Progress) -> Section:
     if c_status:
         notes.append("Plain C reference: benchmarks/c_reference.py, the same algorithms "
                      f"written in plain C, the whole job in one call; {c_status}.")
+    notes.append(primesieve_note(primesieve_about, start, workers, threads_used))
     table = Table(f"kernels: {workers} workers (times scaled to the full workload)",
                   ["kernel", "method", "time", "slice", "vs pure", "vs native",
                    "efficiency", "answer"],
@@ -505,7 +629,13 @@ def run(config: Config, progress: Progress) -> Section:
                           "slice_fraction": c.fraction} for c in cases],
                "numba": numba_status or "installed",
                "numba_threads": twins.threads() if twins is not None else None,
-               "c_reference": c_status or None},
+               "c_reference": c_status or None,
+               "primesieve": primesieve_about or "not installed",
+               "primesieve_threads_used": threads_used,
+               "primesieve_start": (start.to_json() if isinstance(start, Timing)
+                                    else start),
+               "vs_best_other_tool": {"parallel": versus_other_tools(rows, parallel=True),
+                                      "serial": versus_other_tools(rows, parallel=False)}},
         seconds=time.perf_counter() - started)
     section.artifacts["mandelbrot"] = image
     section.reading = reading(section)
@@ -514,7 +644,7 @@ def run(config: Config, progress: Progress) -> Section:
 
 def _warm_up(case: Case, config: Config, progress: Progress, mp_pool, executor, parallel,
              joblib, twins, numba_status: str, c_reference, c_status: str,
-             runners: dict, references: dict) -> list[dict]:
+             primesieve: str | None, runners: dict, references: dict) -> list[dict]:
     """The rows of one kernel, each after its untimed warm-up run: adds each row's
     runner and reference answer to ``runners`` / ``references`` (keyed by (kernel,
     method)) for the timed rounds; a row whose warm-up gave a wrong answer is timed all
@@ -541,9 +671,14 @@ def _warm_up(case: Case, config: Config, progress: Progress, mp_pool, executor, 
                      for b in case.full.blocks("native", count))))
         if parallel is not None else "not installed",
         "numba": (lambda: case.full.numba(twins)) if twins is not None else numba_status,
+        # Called only for count_primes (methods() gives no other kernel these rows).
+        "primesieve-serial": lambda: case.full.primesieve(primesieve, 1),
+        "primesieve-threads": lambda: case.full.primesieve(primesieve, workers),
+        "primesieve": "not installed",
     }
     rows: list[dict] = []
-    for method, label, impl, on_part in methods(config):
+    for method, label, impl, on_part in methods(config, case.kernel, primesieve is not None):
+        label = label.format(workers=workers)
         progress.step(f"kernels: {case.kernel}, {label} (warm-up)")
         row = {"kernel": case.kernel, "method": method, "label": label, "impl": impl,
                "workers": 1 if method.endswith("serial") else workers,
@@ -570,6 +705,56 @@ def _warm_up(case: Case, config: Config, progress: Progress, mp_pool, executor, 
     return rows
 
 
+def primesieve_note(about: str, start: Timing | str | None, workers: int,
+                    threads_used: int | None = None) -> str:
+    """The table's footnote on the primesieve rows: what ran, how many threads it took,
+    and what its start costs."""
+    if not about:
+        return f"primesieve: not installed ({PRIMESIEVE_INSTALL})."
+    took = ("" if threads_used is None else
+            f"; -t caps its threads: for -t {workers} it said it used {threads_used}")
+    if isinstance(start, Timing):
+        cost = (f"starting it costs {seconds_text(start.median)} (primesieve 0 1 -c -t 1 -q "
+                f"alone, median of {len(start.times)}), included in its times")
+    else:
+        cost = f"its start cost could not be measured ({start})"
+    return (f"primesieve: {about}, a process per run: primesieve LO HI-1 -c -t 1 -q, or "
+            f"-t {workers} (its STOP is inclusive){took}. The count is parsed from its "
+            f"output and checked like every row's; {cost}.")
+
+
+def versus_other_tools(rows: list[dict], *, parallel: bool) -> dict[str, dict | None]:
+    """Per kernel, allcores' best native time against the fastest other tool that ran:
+    on N workers (``parallel``: allcores threads or processes vs numba parallel or
+    primesieve -t N) or on one (native serial vs primesieve -t 1). Only rows with a
+    right answer and a time count. ``ratio`` is the tool's median time over allcores',
+    above 1: allcores is faster; a kernel where either side has no row maps to None."""
+    ours_methods = ALLCORES_PARALLEL if parallel else ALLCORES_SERIAL
+    theirs_methods = OTHER_TOOLS_PARALLEL if parallel else OTHER_TOOLS_SERIAL
+    timed_rows = [r for r in rows if r.get("correct") and r.get("median_s")]
+    out: dict[str, dict | None] = {}
+    for kernel in dict.fromkeys(r["kernel"] for r in rows):
+        ours = [r for r in timed_rows if r["kernel"] == kernel and r["method"] in ours_methods]
+        theirs = [r for r in timed_rows
+                  if r["kernel"] == kernel and r["method"] in theirs_methods]
+        if not ours or not theirs:
+            out[kernel] = None
+            continue
+        best = min(ours, key=lambda r: r["median_s"])
+        tool = min(theirs, key=lambda r: r["median_s"])
+        out[kernel] = {"ratio": tool["median_s"] / best["median_s"],
+                       "allcores": best["label"], "allcores_s": best["median_s"],
+                       "tool": tool["label"], "tool_s": tool["median_s"]}
+    return out
+
+
+def versus_text(entry: dict | None) -> str:
+    """A headline cell: ``0.12x (primesieve, 2 threads)``, or ``-`` (no other tool ran)."""
+    if entry is None:
+        return "-"
+    return f"{ratio_text(entry['ratio'])} ({entry['tool']})"
+
+
 def _record(case: Case, rows: list[dict], measured: dict) -> None:
     """Put each row's timing and verdict into it."""
     for row in rows:
@@ -591,13 +776,16 @@ def _add_speedups(rows: list[dict], workers: int) -> None:
     by_method = {row["method"]: row for row in rows}
     pure = by_method["pure-serial"].get("median_s")
     native = by_method["native-serial"].get("median_s")
+    # Efficiency is against the same implementation's serial run (numba has none: native).
+    serial = {"python": pure,
+              "primesieve": by_method.get("primesieve-serial", {}).get("median_s")}
     for row in rows:
         time_s = row.get("median_s")
         if time_s is None or not row.get("correct"):
             continue
         row["speedup_vs_pure"] = pure / time_s if pure else None
         row["speedup_vs_native"] = native / time_s if native else None
-        own = pure if row["impl"] == "python" else native
+        own = serial.get(row["impl"], native)
         if row["workers"] > 1 and own:
             row["efficiency"] = own / time_s / row["workers"]
 
@@ -659,6 +847,28 @@ def reading(section: Section) -> list[str]:
             best.append(f"{k}: {fastest['label']}")
     if best:
         out.append("Fastest per kernel (measured medians): " + "; ".join(best) + ".")
+    versus = section.extra.get("vs_best_other_tool", {})
+    for parallel, words in ((True, f"on {workers} workers, allcores' best (threads or "
+                                   "processes) vs the fastest of numba parallel and "
+                                   f"primesieve -t {workers}"),
+                            (False, "on one core, native serial vs primesieve -t 1")):
+        listed = [f"{k} {ratio_text(v['ratio'])} ({v['tool']}: {seconds_text(v['tool_s'])} "
+                  f"vs {v['allcores']}: {seconds_text(v['allcores_s'])})"
+                  for k, v in versus.get("parallel" if parallel else "serial", {}).items()
+                  if v is not None]
+        if listed:
+            out.append(f"vs the best other tool, {words} (tool time / allcores time, above "
+                       f"1: allcores is faster): {'; '.join(listed)}.")
+    start = section.extra.get("primesieve_start")
+    fastest = min((r["median_s"] for r in rows if r["impl"] == "primesieve"), default=None)
+    if isinstance(start, dict) and fastest:
+        share = start["median_s"] / fastest
+        out.append(f"primesieve's process start ({seconds_text(start['median_s'])}) is "
+                   f"{share:.0%} of its fastest row's time"
+                   + ("; it matters at this size." if share >= 0.05 else
+                      "; it does not matter at this size."))
     if section.extra.get("numba", "installed") != "installed":
         out.append(f"numba rows did not run: {section.extra['numba']}.")
+    if section.extra.get("primesieve") == "not installed":
+        out.append(f"primesieve did not run: not installed ({PRIMESIEVE_INSTALL}).")
     return out
