@@ -18,9 +18,7 @@ import numpy as np
 from allcores import _validate as check
 
 cdef extern from "arith.h" nogil:
-    uint64_t ac_mulmod64(uint64_t a, uint64_t b, uint64_t m)
     uint64_t ac_isqrt64(uint64_t n)
-    int ac_trial_division(uint64_t n)
     double ac_uniform(uint64_t seed, uint64_t k)
 
 
@@ -97,61 +95,11 @@ def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
 # ---------------------------------------------------------------------------------------
 # primes
 
-# Deterministic Miller-Rabin base sets: {2, 7, 61} is exact below 4,759,123,141
-# (Jaeschke 1993); Sinclair's seven bases are exact for every n < 2**64 (2011).
-cdef uint64_t SMALL_BASES_LIMIT = 4759123141ULL
-cdef uint64_t[3] SMALL_BASES = [2, 7, 61]
-cdef uint64_t[7] LARGE_BASES = [2, 325, 9375, 28178, 450775, 9780504, 1795265022]
-
-
-cdef inline uint64_t _powmod(uint64_t base, uint64_t exp, uint64_t m) noexcept nogil:
-    cdef uint64_t result = 1
-    while exp:
-        if exp & 1:
-            result = ac_mulmod64(result, base, m)
-        base = ac_mulmod64(base, base, m)
-        exp >>= 1
-    return result
-
-
-cdef inline bint _strong_probable_prime(uint64_t n, uint64_t base, uint64_t d,
-                                        int s) noexcept nogil:
-    """Miller-Rabin round for odd n with n - 1 == d * 2**s, d odd, base < n."""
-    cdef uint64_t x = _powmod(base, d, n)
-    cdef int i
-    if x == 1 or x == n - 1:
-        return True
-    for i in range(s - 1):
-        x = ac_mulmod64(x, x, n)
-        if x == n - 1:
-            return True
-    return False
-
-
-cdef bint _miller_rabin(uint64_t n) noexcept nogil:
-    """Exact primality for odd n > 37**2 with no factor <= 37."""
-    cdef uint64_t d = n - 1
-    cdef int s = 0, i
-    while d % 2 == 0:
-        d //= 2
-        s += 1
-    if n < SMALL_BASES_LIMIT:
-        for i in range(3):
-            if not _strong_probable_prime(n, SMALL_BASES[i], d, s):
-                return False
-        return True
-    # Here n > 1795265022, the largest base, so no base is a multiple of n.
-    for i in range(7):
-        if not _strong_probable_prime(n, LARGE_BASES[i], d, s):
-            return False
-    return True
-
-
-cdef bint _is_prime(uint64_t n) noexcept nogil:
-    cdef int verdict = ac_trial_division(n)
-    if verdict >= 0:
-        return verdict
-    return _miller_rabin(n)
+# The arithmetic (a cheap trial-division prefilter, then deterministic Miller-Rabin with
+# Montgomery multiplication) lives in primality.h; see its header comment.
+cdef extern from "primality.h" nogil:
+    void ac_is_prime64_array(const uint64_t *values, uint8_t *out, int64_t count)
+    int ac_miller_rabin64(uint64_t n)   # odd n > 3
 
 
 def is_prime_array(values, out):
@@ -162,15 +110,15 @@ def is_prime_array(values, out):
     values, out = check.is_prime_array_args(values, out)
     cdef const uint64_t[::1] v = values
     cdef uint8_t[::1] flags = out.view(np.uint8)
-    cdef Py_ssize_t i
     # The loop writes flags[0 .. v.shape[0] - 1] unchecked (boundscheck is off): the
     # buffers themselves, not only the validated arrays, must agree.
     if flags.shape[0] != v.shape[0]:
         raise ValueError(f"values and out: expected the same length, got: "
                          f"{v.shape[0]} and {flags.shape[0]}")
+    if v.shape[0] == 0:
+        return
     with nogil:
-        for i in range(v.shape[0]):
-            flags[i] = _is_prime(v[i])
+        ac_is_prime64_array(&v[0], &flags[0], v.shape[0])
 
 
 # Sieve tuning. A segment of 2**18 odd numbers (256 KiB of flags) stays in L2 cache.
@@ -267,7 +215,7 @@ cdef int64_t _count_odd_primes(uint64_t a, uint64_t b) noexcept nogil:
             for j in range(seg_len):
                 if not segment[j]:
                     n = s + 2 * <uint64_t>j
-                    if n < mr_from or _miller_rabin(n):
+                    if n < mr_from or ac_miller_rabin64(n):
                         count += 1
             remaining -= seg_len
             if remaining:

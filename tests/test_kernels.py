@@ -16,6 +16,7 @@ import hashlib
 import math
 from functools import lru_cache
 from itertools import accumulate
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -946,6 +947,128 @@ def test_is_prime_array_out_slice_writes_only_its_part(kmod):
     buf = np.full(8, 9, dtype=np.uint8)
     kmod.is_prime_array(values, buf[2:6])
     assert buf.tolist() == [9, 9, 1, 1, 0, 1, 9, 9]
+
+
+def test_is_prime_base_2_strong_pseudoprimes_below_1e6(kmod):
+    # Every odd composite below 10**6 that base 2 alone calls prime (46 of them, from
+    # 2047 on): what the bases after 2 are there to catch.
+    sieve = ref_sieve(10**6)
+    spsp2 = [n for n in range(3, 10**6, 2)
+             if not sieve[n] and ref_strong_probable_prime(n, 2)]
+    assert len(spsp2) == 46 and spsp2[:3] == [2047, 3277, 4033]  # OEIS A001262
+    out, expected = run_is_prime_array(kmod, spsp2)
+    assert not out.any() and not expected.any()
+
+
+def test_is_prime_squares_and_products_of_primes_near_2_32(kmod):
+    # p**2 and p*q for primes p, q just below 2**32: composites with no small factor,
+    # which only Miller-Rabin can reject, up to the top of the 64-bit range.
+    primes = [p for p in range(2**32 - 1, 2**32 - 2000, -2) if ref_is_prime(p)][:12]
+    primes += [p for p in range(2**31 + 1, 2**31 + 2000, 2) if ref_is_prime(p)][:6]
+    values = [p * p for p in primes] + [p * q for p, q in zip(primes, primes[1:])]
+    values += [v + 2 for v in values] + [v - 2 for v in values] + primes
+    assert all(v < MOD64 for v in values)
+    out, expected = run_is_prime_array(kmod, values)
+    np.testing.assert_array_equal(out, expected)
+    assert not out[: 2 * len(primes) - 1].any()
+
+
+def test_is_prime_top_of_64_bits(kmod):
+    lo = MOD64 - 2000
+    out, expected = run_is_prime_array(kmod, list(range(lo, MOD64)))
+    np.testing.assert_array_equal(out, expected)
+    assert int(np.flatnonzero(out)[-1]) + lo == MOD64 - 59  # the largest 64-bit prime
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 7, 8, 9, 13])
+def test_is_prime_lengths_and_positions(kmod, length):
+    # Values that reach Miller-Rabin (a prime, a composite with no small factor) mixed
+    # with values that trial division decides, in every length around the native
+    # kernel's batch of four: each verdict must land at its own index.
+    hard = [2**64 - 59, 2**61 - 1, (2**32 - 5) ** 2, 3825123056546413051,
+            1000000000000000003, 341550071728321, 4294967291 * 4294967279]
+    easy = [0, 1, 2, 4, 9, 97, 2**64 - 1, 65537]
+    rng = np.random.default_rng(length)
+    for _ in range(20):
+        pool = hard + easy
+        values = [pool[int(k)] for k in rng.integers(0, len(pool), length)]
+        out, expected = run_is_prime_array(kmod, values)
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_is_prime_native_matches_pure_on_a_large_sample():
+    rng = np.random.default_rng(7)
+    n = 40_000
+    bits = rng.integers(1, 65, n)
+    values = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    values >>= (64 - bits).astype(np.uint64)
+    # Odd values with no factor below 256 are the ones Miller-Rabin decides.
+    rough = rng.integers(2**32, 2**64 - 1, 3 * n, dtype=np.uint64, endpoint=True) | 1
+    rough = rough[np.all([rough % p != 0 for p in range(3, 256, 2)], axis=0)]
+    values = np.concatenate([values, rough])
+    got, want = np.zeros(len(values), bool), ~np.zeros(len(values), bool)
+    native.is_prime_array(values, got)
+    pure.is_prime_array(values, want)
+    np.testing.assert_array_equal(got, want)
+    assert 1000 < want.sum() < len(values) // 2
+
+
+PRIMALITY_H = Path(__file__).resolve().parent.parent / "ext" / "primality.h"
+PRIMALITY_CHECK_C = """
+#include "primality.h"
+#if defined(_WIN32)
+__declspec(dllexport)
+#endif
+void check(const uint64_t *values, uint8_t *out, int64_t count, int scalar) {
+    int64_t i;
+    if (scalar) {
+        for (i = 0; i < count; i++) out[i] = (uint8_t)ac_is_prime64(values[i]);
+    } else {
+        ac_is_prime64_array(values, out, count);
+    }
+}
+int int128_path(void) { return AC_PRIMALITY_INT128; }
+"""
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["int128", "portable"])
+def test_primality_header_paths_agree_with_native(tmp_path, portable):
+    # The path for compilers without unsigned __int128 (forced by AC_PRIMALITY_PORTABLE)
+    # and the scalar ac_is_prime64 give the verdicts the built kernel gives.
+    import ctypes
+    import shutil
+    import subprocess
+
+    compiler = next((shutil.which(c) for c in ("cc", "gcc", "clang") if shutil.which(c)),
+                    None)
+    if compiler is None or not PRIMALITY_H.is_file():
+        pytest.skip("needs a C compiler and the ext/ sources")
+    source = tmp_path / "check.c"
+    source.write_text(PRIMALITY_CHECK_C)
+    library = tmp_path / f"check{'_portable' if portable else ''}.so"
+    command = [compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-fPIC", "-shared",
+               f"-I{PRIMALITY_H.parent}", "-o", str(library), str(source)]
+    if portable:
+        command.insert(1, "-DAC_PRIMALITY_PORTABLE")
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    lib = ctypes.CDLL(str(library))
+    assert lib.int128_path() == (0 if portable else 1)
+    lib.check.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    rng = np.random.default_rng(11)
+    values = np.concatenate([
+        rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64, endpoint=True),
+        rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64, endpoint=True) | 1,
+        np.arange(2**64 - 3000, 2**64 - 1, dtype=np.uint64),
+        np.array([n for n, _, _ in STRONG_PSEUDOPRIMES] + SMALL_CARMICHAEL
+                 + [(2**32 - 5) ** 2, 2**64 - 59, 2**64 - 1], dtype=np.uint64),
+        np.arange(0, 70_000, dtype=np.uint64),
+    ])
+    want = np.zeros(len(values), np.uint8)
+    native.is_prime_array(values, want)
+    for scalar in (0, 1):
+        got = np.full(len(values), 7, np.uint8)
+        lib.check(values.ctypes.data, got.ctypes.data, len(values), scalar)
+        np.testing.assert_array_equal(got, want)
 
 
 # ======================================================================================
