@@ -162,7 +162,10 @@ static int ac_isa_available(int isa) {
     case AC_ISA_AVX2:
         return __builtin_cpu_supports("avx2");
     case AC_ISA_AVX512:
-        return __builtin_cpu_supports("avx512f");
+        /* F for mandelbrot; DQ (64-bit multiplies and conversions) and VL for
+         * monte_carlo.h. Every AVX-512 CPU but the Xeon Phi has all three. */
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
 #endif
     default:
         return 0;

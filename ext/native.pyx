@@ -33,13 +33,15 @@ cdef extern from "mandelbrot.h" nogil:
                                 int64_t first_row, int64_t height, uint32_t max_iter,
                                 double xmin, double xmax, double ymin, double ymax)
 
-# Instruction sets for mandelbrot, fastest last. "scalar" is the straightforward one-pixel
-# loop (kept as the yardstick); the others run several pixels in flight (see
-# mandelbrot.h), "baseline" with what every x86-64 has.
+# Instruction sets for the kernels with variants (mandelbrot, monte_carlo), fastest last.
+# "scalar" is the straightforward one-item loop (kept as the yardstick); the others keep
+# several items in flight (see mandelbrot.h, monte_carlo.h), "baseline" with what every
+# x86-64 has. Each kernel has its own choice; ALLCORES_ISA forces one for all of them.
 ISA_NAMES = {"scalar": AC_ISA_SCALAR, "baseline": AC_ISA_BASELINE, "avx2": AC_ISA_AVX2,
              "avx512": AC_ISA_AVX512}
 ISA_ENV = "ALLCORES_ISA"
 cdef int _mandelbrot_isa = ac_mandelbrot_best_isa()
+cdef int _monte_carlo_isa = ac_mandelbrot_best_isa()
 
 
 def available_isas():
@@ -47,24 +49,44 @@ def available_isas():
     return [name for name, isa in ISA_NAMES.items() if ac_isa_available(isa)]
 
 
+def _isa_name(int isa):
+    return next(name for name, number in ISA_NAMES.items() if number == isa)
+
+
+def _resolve_isa(name):
+    """The number of instruction set ``name``, or of the fastest available for ``"auto"``."""
+    if name == "auto":
+        return ac_mandelbrot_best_isa()
+    if name not in ISA_NAMES:
+        raise ValueError(f"isa: expected one of {sorted(ISA_NAMES)} or 'auto', got: {name!r}")
+    if not ac_isa_available(ISA_NAMES[name]):
+        raise ValueError(f"isa: {name!r} is not available here; available: "
+                         f"{available_isas()}")
+    return ISA_NAMES[name]
+
+
 def mandelbrot_isa():
     """The instruction set ``mandelbrot_rows`` runs with."""
-    return next(name for name, isa in ISA_NAMES.items() if isa == _mandelbrot_isa)
+    return _isa_name(_mandelbrot_isa)
 
 
 def set_mandelbrot_isa(name):
     """Run ``mandelbrot_rows`` with instruction set ``name`` (see :func:`available_isas`),
     or ``"auto"``: the fastest available, chosen at import. Results never depend on it."""
     global _mandelbrot_isa
-    if name == "auto":
-        _mandelbrot_isa = ac_mandelbrot_best_isa()
-        return
-    if name not in ISA_NAMES:
-        raise ValueError(f"isa: expected one of {sorted(ISA_NAMES)} or 'auto', got: {name!r}")
-    if not ac_isa_available(ISA_NAMES[name]):
-        raise ValueError(f"isa: {name!r} is not available here; available: "
-                         f"{available_isas()}")
-    _mandelbrot_isa = ISA_NAMES[name]
+    _mandelbrot_isa = _resolve_isa(name)
+
+
+def monte_carlo_isa():
+    """The instruction set ``monte_carlo_hits`` runs with."""
+    return _isa_name(_monte_carlo_isa)
+
+
+def set_monte_carlo_isa(name):
+    """Run ``monte_carlo_hits`` with instruction set ``name`` (see :func:`available_isas`),
+    or ``"auto"``: the fastest available, chosen at import. Results never depend on it."""
+    global _monte_carlo_isa
+    _monte_carlo_isa = _resolve_isa(name)
 
 
 def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
@@ -327,18 +349,19 @@ def fannkuch_block(n, start, stop):
 # ---------------------------------------------------------------------------------------
 # Monte Carlo pi
 
+cdef extern from "monte_carlo.h" nogil:
+    uint64_t ac_monte_carlo_hits_isa(int isa, uint64_t seed, uint64_t start, uint64_t stop)
+
+
 def monte_carlo_hits(seed, start, stop):
     """How many samples ``start .. stop - 1`` fall inside the unit quarter-circle; sample
     ``i`` is the point ``(uniform(seed, 2i), uniform(seed, 2i + 1))`` of SplitMix64."""
     seed, start, stop = check.monte_carlo_args(seed, start, stop)
-    cdef uint64_t c_seed = seed, i, hits = 0
+    cdef uint64_t c_seed = seed, hits = 0
     cdef uint64_t c_start = start, c_stop = stop
-    cdef double u, v
+    cdef int isa = _monte_carlo_isa
     with nogil:
-        for i in range(c_start, c_stop):
-            u = ac_uniform(c_seed, 2 * i)
-            v = ac_uniform(c_seed, 2 * i + 1)
-            hits += u * u + v * v < 1.0
+        hits = ac_monte_carlo_hits_isa(isa, c_seed, c_start, c_stop)
     return hits
 
 
@@ -360,3 +383,4 @@ def build_info():
 if os.environ.get(ISA_ENV, "").strip():
     # Forcing an instruction set (for tests and comparisons) must not fail silently.
     set_mandelbrot_isa(os.environ[ISA_ENV].strip())
+    set_monte_carlo_isa(os.environ[ISA_ENV].strip())

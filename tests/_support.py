@@ -142,15 +142,18 @@ def run_in_thread(call, timeout: float):
 
 @contextlib.contextmanager
 def running_with(isa: str):
-    """Run the native mandelbrot kernel's ``isa`` variant inside the block."""
+    """Run the native kernels' ``isa`` variants (mandelbrot and monte_carlo) inside the
+    block."""
     from allcores import native
 
-    before = native.mandelbrot_isa()
+    before = native.mandelbrot_isa(), native.monte_carlo_isa()
     native.set_mandelbrot_isa(isa)
+    native.set_monte_carlo_isa(isa)
     try:
         yield
     finally:
-        native.set_mandelbrot_isa(before)
+        native.set_mandelbrot_isa(before[0])
+        native.set_monte_carlo_isa(before[1])
 
 
 def ctrl_c_once_started(started, call, timeout: float) -> None:

@@ -1,11 +1,14 @@
-"""The mandelbrot kernel's instruction-set variants: each gives exactly the scalar loop's
-(and the pure twin's) counts, whichever the CPU dispatch would pick."""
+"""The instruction-set variants of the mandelbrot and monte_carlo kernels: each gives
+exactly the scalar loop's (and the pure twin's) results, whichever the CPU dispatch would
+pick."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,10 +73,10 @@ def test_unknown_or_unavailable_isas_are_refused():
 
 @pytest.mark.parametrize("name", ISAS)
 def test_the_environment_variable_forces_an_isa(name):
-    code = "from allcores import native; print(native.mandelbrot_isa())"
+    code = "from allcores import native; print(native.mandelbrot_isa(), native.monte_carlo_isa())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "ALLCORES_ISA": name}, timeout=60, check=True)
-    assert result.stdout.strip() == name
+    assert result.stdout.split() == [name, name]
 
 
 def test_a_bad_environment_variable_fails_loudly():
@@ -81,3 +84,140 @@ def test_a_bad_environment_variable_fails_loudly():
                             capture_output=True, text=True, timeout=60,
                             env={**os.environ, "ALLCORES_ISA": "neon"})
     assert result.returncode != 0 and "isa" in result.stderr
+
+
+# --- monte_carlo_hits -----------------------------------------------------------------------
+
+# Wider than any variant's lane count (16 at most), so that lengths and starts cover every
+# residue and a tail of every size.
+MC_LANES_MAX = 16
+MC_LIMIT = 2**63  # the largest stop the validation allows: 2*i + 1 then reaches 2**64 - 1
+MC_SEEDS = [0, 1, 2, 0x9E3779B97F4A7C15, 2**63, 2**64 - 1, 0x0123456789ABCDEF,
+            0xFEDCBA9876543210, 12345, 2**32 - 1, 2**32]
+
+
+def hits_with(isa, seed, start, stop):
+    with running_with(isa):
+        return native.monte_carlo_hits(seed, start, stop)
+
+
+def test_monte_carlo_defaults_to_the_fastest_isa():
+    assert native.monte_carlo_isa() == ISAS[-1]
+
+
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    start=st.integers(0, MC_LIMIT),
+    span=st.integers(0, 3 * MC_LANES_MAX + 5),
+)
+def test_every_monte_carlo_isa_matches_the_pure_twin(seed, start, span):
+    stop = min(MC_LIMIT, start + span)
+    expected = pure.monte_carlo_hits(seed, start, stop)
+    for isa in ISAS:
+        assert hits_with(isa, seed, start, stop) == expected, isa
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("seed", MC_SEEDS)
+def test_every_monte_carlo_isa_over_every_start_and_length(isa, seed):
+    # Starts at every residue modulo the lane counts (near 0, 2**32, 2**62 and the top of
+    # the allowed range) and lengths from empty through several blocks plus each tail.
+    for base in (0, 2**32 - 3, 2**62 + 5, MC_LIMIT - 3 * MC_LANES_MAX - 40):
+        for offset in range(MC_LANES_MAX + 1):
+            start = base + offset
+            for length in (0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 40):
+                stop = min(MC_LIMIT, start + length)
+                assert hits_with(isa, seed, start, stop) == pure.monte_carlo_hits(
+                    seed, start, stop), (start, stop)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_monte_carlo_isa_at_the_top_of_the_range(isa):
+    # The last samples: the state arithmetic wraps around 2**64 (in the lanes' start
+    # states as in their steps).
+    for seed in MC_SEEDS:
+        for back in (1, 2, 5, 8, 13, 16, 17, 100, 1001):
+            start = MC_LIMIT - back
+            assert hits_with(isa, seed, start, MC_LIMIT) == pure.monte_carlo_hits(
+                seed, start, MC_LIMIT), (seed, back)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_monte_carlo_isa_on_long_ranges(isa):
+    # Long enough for many blocks of every lane count; the scalar loop is the yardstick
+    # (it is checked against the pure twin above and in test_kernels).
+    for seed in MC_SEEDS:
+        for start, stop in [(0, 100_003), (2**40 + 1, 2**40 + 77_777),
+                            (MC_LIMIT - 54_321, MC_LIMIT)]:
+            assert hits_with(isa, seed, start, stop) == hits_with("scalar", seed, start, stop)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_monte_carlo_chunks_add_up_under_every_isa(isa):
+    seed, start, stop = 2026, 3, 10_000
+    whole = hits_with(isa, seed, start, stop)
+    cuts = [start, 5, 6, 17, 18, 1000, 1001, 4097, stop]
+    assert sum(hits_with(isa, seed, a, b) for a, b in zip(cuts, cuts[1:])) == whole
+    assert whole == pure.monte_carlo_hits(seed, start, stop)
+
+
+def test_monte_carlo_isa_is_chosen_apart_from_mandelbrot():
+    before = native.mandelbrot_isa(), native.monte_carlo_isa()
+    try:
+        native.set_monte_carlo_isa("scalar")
+        assert native.monte_carlo_isa() == "scalar"
+        assert native.mandelbrot_isa() == before[0]
+        native.set_monte_carlo_isa("auto")
+        assert native.monte_carlo_isa() == ISAS[-1]
+    finally:
+        native.set_monte_carlo_isa(before[1])
+
+
+def test_unknown_or_unavailable_monte_carlo_isas_are_refused():
+    with pytest.raises(ValueError, match="isa"):
+        native.set_monte_carlo_isa("neon")
+    for name in {"avx2", "avx512"} - set(ISAS):
+        with pytest.raises(ValueError, match="not available"):
+            native.set_monte_carlo_isa(name)
+
+
+# The hit counts cannot show a uniform that is off by one unit in the last place (such a
+# point lands on the other side of the circle about once in 2**50 samples), so the
+# header's two spellings of a uniform are compared bit for bit, compiled from ext/.
+EXT = Path(__file__).resolve().parent.parent / "ext"
+UNIT_CHECK = r"""
+#include <stdio.h>
+#include "monte_carlo.h"
+static int same(uint64_t z) {
+    double a = ac_mc_unit_convert(z), b = ac_mc_unit_bits(z);
+    double c = (double)(z >> 11) * 0x1.0p-53;  /* ac_uniform's expression */
+    return memcmp(&a, &b, sizeof a) == 0 && memcmp(&a, &c, sizeof a) == 0;
+}
+int main(void) {
+    uint64_t bad = 0, z, k;
+    int shift;
+    for (shift = 0; shift < 64; shift++) {  /* single bits, their neighbours, all ones */
+        z = (uint64_t)1 << shift;
+        bad += !same(z) + !same(z - 1) + !same(z + 1) + !same(~z);
+    }
+    bad += !same(0) + !same(~(uint64_t)0);
+    for (k = 0; k < 20000000; k++) bad += !same(ac_mix64(k * 0x9E3779B97F4A7C15ull));
+    printf("%llu\n", (unsigned long long)bad);
+    return 0;
+}
+"""
+
+
+def test_the_two_spellings_of_a_uniform_agree_bit_for_bit(tmp_path):
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler or not (EXT / "monte_carlo.h").is_file():
+        pytest.skip("no C compiler or no ext/ sources")
+    source = tmp_path / "unit_check.c"
+    source.write_text(UNIT_CHECK)
+    program = tmp_path / "unit_check"
+    subprocess.run([compiler, "-O2", "-ffp-contract=off", f"-I{EXT}", str(source), "-o",
+                    str(program), "-lm"], check=True, timeout=120)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert result.stdout.strip() == "0"

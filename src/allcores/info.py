@@ -16,8 +16,9 @@ from allcores._version import __version__
 from allcores.cpu import cpu_budget
 from allcores.pool import default_start_method
 
-# Kernels whose inner loop has instruction-set variants; the others are one portable
-# build (their loops are integer-bound and gain nothing measurable from wider vectors).
+# Kernels. mandelbrot and monte_carlo have instruction-set variants; the others are one
+# portable build (their loops are integer-bound and gain nothing measurable from wider
+# vectors).
 KERNELS = ("mandelbrot", "count_primes", "is_prime", "fannkuch", "monte_carlo")
 
 
@@ -26,6 +27,7 @@ def facts() -> dict:
     budget = cpu_budget()
     isa = {name: "portable" for name in KERNELS}
     isa["mandelbrot"] = native.mandelbrot_isa()
+    isa["monte_carlo"] = native.monte_carlo_isa()
     return {
         "allcores": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
