@@ -143,110 +143,23 @@ def is_prime_array(values, out):
         ac_is_prime64_array(&v[0], &flags[0], v.shape[0])
 
 
-# Sieve tuning. A segment of 2**18 odd numbers (256 KiB of flags) stays in L2 cache.
-# Sieving primes (base primes) go up to sqrt(b), but never beyond MAX_BASE (1M primes,
-# 12 MiB of state) nor much beyond the window's width, since preparing each base prime
-# costs a division: survivors above (L+1)**2 are then confirmed by Miller-Rabin.
-cdef enum:
-    SEGMENT_LEN = 1 << 18
+# The segmented sieve (bits for odd numbers, a presieved pattern, popcount) lives in
+# sieve.h; see its header comment. Sieving primes (base primes) go up to sqrt(b), but
+# never beyond MAX_BASE (1M primes, 12 MiB of state) nor much beyond the window's width,
+# since preparing each base prime costs a division: survivors above (L+1)**2 are then
+# confirmed by Miller-Rabin. allcores.kernels._prime_work relies on this choice.
+cdef extern from "sieve.h" nogil:
+    int64_t ac_count_odd_primes(uint64_t a, uint64_t b, uint64_t limit)
+
 cdef uint64_t MIN_BASE = 1 << 16
 cdef uint64_t MAX_BASE = 1 << 24
-
-
-cdef uint32_t *_odd_primes_upto(uint64_t limit, Py_ssize_t *count) noexcept nogil:
-    """Odd primes p <= limit (limit <= MAX_BASE) in a malloc'd array; NULL if out of memory."""
-    cdef Py_ssize_t half = <Py_ssize_t>(limit // 2) + 1   # index i stands for 2*i + 1
-    cdef uint8_t *composite = <uint8_t *>malloc(half)
-    cdef uint32_t *primes = NULL
-    cdef Py_ssize_t i, j, n = 0
-    if composite == NULL:
-        return NULL
-    try:
-        memset(composite, 0, half)
-        composite[0] = 1                                  # 1 is not prime
-        i = 1
-        while (2 * i + 1) * (2 * i + 1) <= <Py_ssize_t>limit:
-            if not composite[i]:
-                j = (2 * i + 1) * (2 * i + 1) // 2
-                while j < half:
-                    composite[j] = 1
-                    j += 2 * i + 1
-            i += 1
-        for i in range(half):
-            if not composite[i] and <uint64_t>(2 * i + 1) <= limit:
-                n += 1
-        primes = <uint32_t *>malloc(max(n, 1) * sizeof(uint32_t))
-        if primes == NULL:
-            return NULL
-        n = 0
-        for i in range(half):
-            if not composite[i] and <uint64_t>(2 * i + 1) <= limit:
-                primes[n] = <uint32_t>(2 * i + 1)
-                n += 1
-        count[0] = n
-        return primes
-    finally:
-        free(composite)
 
 
 cdef int64_t _count_odd_primes(uint64_t a, uint64_t b) noexcept nogil:
     """Primes in the odd numbers a, a + 2, ..., b (3 <= a <= b, both odd); -1 if out of memory."""
     cdef uint64_t width = (b - a) // 2 + 1           # odd numbers in the window
-    cdef uint64_t limit = ac_isqrt64(b)
-    cdef uint64_t mr_from, n, offset
-    cdef uint32_t *primes = NULL
-    cdef uint64_t *next_index = NULL
-    cdef uint8_t *segment = NULL
-    cdef Py_ssize_t nprimes = 0, i, j, seg_len
-    cdef uint64_t p, s = a, r, delta, remaining = width
-    cdef int64_t count = 0
-    limit = min(limit, max(MIN_BASE, 2 * min(width, MAX_BASE // 2)))
-    mr_from = (limit + 1) * (limit + 1)
-    try:
-        primes = _odd_primes_upto(limit, &nprimes)
-        next_index = <uint64_t *>malloc(max(nprimes, 1) * sizeof(uint64_t))
-        segment = <uint8_t *>malloc(SEGMENT_LEN)
-        if primes == NULL or next_index == NULL or segment == NULL:
-            return -1
-        # next_index[i]: index (odd numbers counted from the current segment's start) of
-        # the next odd multiple of primes[i] to cross off. Relative indices never
-        # overflow, even for windows that end at 2**64 - 1.
-        for i in range(nprimes):
-            p = primes[i]
-            if p * p >= a:
-                next_index[i] = (p * p - a) // 2
-            else:
-                r = a % p
-                delta = (p - r) % p
-                if delta % 2:                             # a + delta would be even
-                    delta += p
-                next_index[i] = delta // 2
-        while remaining:
-            seg_len = <Py_ssize_t>min(remaining, <uint64_t>SEGMENT_LEN)
-            memset(segment, 0, seg_len)
-            for i in range(nprimes):
-                j = <Py_ssize_t>min(next_index[i], <uint64_t>seg_len)
-                if j < seg_len:
-                    p = primes[i]
-                    while j < seg_len:
-                        segment[j] = 1
-                        j += p
-                    next_index[i] = j - seg_len
-                else:
-                    next_index[i] -= seg_len
-            for j in range(seg_len):
-                if not segment[j]:
-                    n = s + 2 * <uint64_t>j
-                    if n < mr_from or ac_miller_rabin64(n):
-                        count += 1
-            remaining -= seg_len
-            if remaining:
-                s += 2 * <uint64_t>seg_len
-        return count
-    finally:
-        free(primes)
-        free(next_index)
-        free(segment)
+    cdef uint64_t limit = min(ac_isqrt64(b), max(MIN_BASE, 2 * min(width, MAX_BASE // 2)))
+    return ac_count_odd_primes(a, b, limit)
 
 
 def count_primes_range(lo, hi):

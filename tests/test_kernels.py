@@ -727,6 +727,90 @@ def test_count_primes_native_equals_pure_random_windows():
         assert pure.count_primes_range(lo, hi) == expected, (lo, hi)
 
 
+# The native sieve (ext/sieve.h) keeps one bit per odd number in 64-bit words, starts its
+# first segment at the word holding lo, sieves AC_SIEVE_SEG_WORDS = 6144 words (786,432
+# integers) a segment, and copies in presieved patterns for the primes 3 .. 73. Where
+# those choices could slip by one: a range's ends at every residue mod 128 (a word) and
+# mod 30, next to segment boundaries, over the presieving primes, below 2**32 and 2**64.
+NATIVE_SEGMENT = 6144 * 64 * 2
+
+
+@lru_cache(maxsize=None)
+def ref_prefix(limit=BIG_SIEVE_LIMIT):
+    """prefix[n]: the number of primes below n, for 0 <= n <= limit."""
+    return np.concatenate(([0], np.cumsum(ref_sieve(limit), dtype=np.int64)))
+
+
+def ref_pi_range(lo, hi):
+    prefix = ref_prefix()
+    return int(prefix[hi] - prefix[lo])
+
+
+def test_count_primes_native_every_tiny_range_over_the_presieving_primes():
+    # 2 .. 73 are crossed off by the presieve patterns and must be set back; 79**2 and
+    # 83 * 89 are the first composites the patterns leave to the sieving primes.
+    for lo in range(0, 200):
+        for hi in range(lo, 200):
+            assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+    for c in (79 * 79, 79 * 83, 83 * 89):
+        for lo in range(c - 70, c + 1):
+            for hi in (c, c + 1, c + 2, c + 70):
+                assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+
+
+def test_count_primes_native_ends_at_every_residue_near_segment_boundaries():
+    for lo in range(0, 130):      # every residue mod 128 (a word of odd numbers) and 30
+        first_word = 2 * ((lo >> 1) & ~63)
+        for k in (1, 2, 3):
+            boundary = first_word + k * NATIVE_SEGMENT
+            for hi in range(boundary - 3, boundary + 4):
+                assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+    for boundary in (NATIVE_SEGMENT, 2 * NATIVE_SEGMENT, 3 * NATIVE_SEGMENT + 128):
+        for lo in range(boundary - 130, boundary + 130):
+            for hi in (lo, lo + 1, lo + 61, boundary + 130, 3_900_000):
+                assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+
+
+@pytest.mark.parametrize("name", ["2**32", "2**64"])
+def test_count_primes_native_every_residue_below_2_32_and_2_64(name):
+    wlo, whi = WINDOWS[name]
+    top = 2**32 if name == "2**32" else 2**64
+    for d in range(0, 260):
+        lo = top - d
+        for hi in (lo, lo + 1, lo + 7, lo + 64, lo + 129, top):
+            hi = min(hi, whi)
+            assert native.count_primes_range(lo, hi) == ref_window_count(name, lo, hi), (lo, hi)
+        assert native.count_primes_range(wlo, lo) == ref_window_count(name, wlo, lo), lo
+
+
+def test_count_primes_native_random_splits_sum_to_the_whole():
+    rng = np.random.default_rng(2024)
+    for lo, hi, whole in [(0, 10**8, 5761455), (0, 3_900_000, ref_pi_range(0, 3_900_000)),
+                          (1_234_567, 3_456_789, ref_pi_range(1_234_567, 3_456_789))]:
+        assert native.count_primes_range(lo, hi) == whole
+        for pieces in (2, 7, 40):
+            cuts = [int(c) for c in rng.integers(lo, hi, size=pieces - 1)]
+            total = sum(native.count_primes_range(a, b) for a, b in cuts_to_pieces(lo, hi, cuts))
+            assert total == whole, (lo, hi, cuts)
+    # Beyond the sieve's own reach (Miller-Rabin decides the survivors) and at the top.
+    for lo, hi in [(10**18, 10**18 + 10**6), (2**64 - 2 * NATIVE_SEGMENT, 2**64)]:
+        whole = native.count_primes_range(lo, hi)
+        cuts = [int(c) for c in rng.integers(0, hi - lo, size=9, dtype=np.uint64)]
+        pieces = cuts_to_pieces(lo, hi, [lo + c for c in cuts])
+        assert sum(native.count_primes_range(a, b) for a, b in pieces) == whole
+
+
+def test_count_primes_native_threads_share_the_presieve_patterns():
+    # The patterns are built once per process and published atomically; concurrent first
+    # calls (here: many at once in fresh threads) must all see complete patterns.
+    from concurrent.futures import ThreadPoolExecutor
+
+    ranges = [(k * 1_000_003 % 3_000_000, k * 1_000_003 % 3_000_000 + 700_000) for k in range(32)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda r: native.count_primes_range(*r), ranges))
+    assert got == [ref_pi_range(lo, hi) for lo, hi in ranges]
+
+
 # ======================================================================================
 # is_prime_array
 # ======================================================================================
@@ -1069,6 +1153,71 @@ def test_primality_header_paths_agree_with_native(tmp_path, portable):
         got = np.full(len(values), 7, np.uint8)
         lib.check(values.ctypes.data, got.ctypes.data, len(values), scalar)
         np.testing.assert_array_equal(got, want)
+
+
+SIEVE_CHECK_C = """
+#include "sieve.h"
+#if defined(_WIN32)
+__declspec(dllexport)
+#endif
+int64_t count(uint64_t a, uint64_t b, uint64_t limit) { return ac_count_odd_primes(a, b, limit); }
+"""
+SIEVE_VARIANTS = {
+    "default": [],
+    # what big-endian CPUs and non-x86 builds take: word-wise crossing, plain popcount
+    "plain": ["-DAC_NO_DISPATCH", "-DAC_SIEVE_SMALL_PRIME=0"],
+    # segments of 64 and 1 words: boundaries everywhere, so every prime carries its next
+    # multiple across many of them and the eight-at-a-time loop meets short segments
+    "seg64": ["-DAC_SIEVE_SEG_WORDS=64"],
+    "seg1": ["-DAC_SIEVE_SEG_WORDS=1", "-DAC_SIEVE_SMALL_PRIME=100000"],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SIEVE_VARIANTS))
+def test_sieve_header_variants_and_any_limit_agree(tmp_path, variant):
+    # ext/sieve.h built with other segment sizes and without the byte-wise loop counts
+    # what the built kernel counts; and the count does not depend on how far the sieving
+    # primes reach (`limit`), only which survivors Miller-Rabin has to decide.
+    import ctypes
+    import shutil
+    import subprocess
+
+    compiler = next((shutil.which(c) for c in ("cc", "gcc", "clang") if shutil.which(c)),
+                    None)
+    sieve_h = PRIMALITY_H.parent / "sieve.h"
+    if compiler is None or not sieve_h.is_file():
+        pytest.skip("needs a C compiler and the ext/ sources")
+    source = tmp_path / "sieve_check.c"
+    source.write_text(SIEVE_CHECK_C)
+    library = tmp_path / f"sieve_{variant}.so"
+    command = [compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-fPIC", "-shared",
+               *SIEVE_VARIANTS[variant], f"-I{sieve_h.parent}", "-o", str(library), str(source)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    lib = ctypes.CDLL(str(library))
+    lib.count.argtypes = [ctypes.c_uint64] * 3
+    lib.count.restype = ctypes.c_int64
+
+    def count(lo, hi, limit=None):
+        total = 1 if lo <= 2 < hi else 0
+        a, b = max(lo, 3) | 1, hi - 1 if (hi - 1) % 2 else hi - 2
+        if a > b:
+            return total
+        if limit is None:   # native.pyx's choice
+            limit = min(math.isqrt(b), max(2**16, 2 * min((b - a) // 2 + 1, 2**23)))
+        return total + lib.count(a, b, limit)
+
+    rng = np.random.default_rng(7)
+    ranges = [(0, 200), (0, 3_000_000), (1, 777_777), (5_000, 5_060), (2**32 - 267, 2**32),
+              (2**32 - 5_000, 2**32 + 5_000), (10**12, 10**12 + 100_000),
+              (10**18, 10**18 + 20_000), (2**64 - 20_000, 2**64), (2**64 - 59, 2**64)]
+    ranges += [(int(lo), int(lo) + int(w)) for lo, w in zip(
+        rng.integers(0, 3_000_000, 20), rng.integers(0, 200_000, 20))]
+    for lo, hi in ranges:
+        want = native.count_primes_range(lo, hi)
+        assert count(lo, hi) == want, (lo, hi)
+        if hi < 2**40:
+            for limit in (1, 2, 10, 72, 73, 74, 1000):
+                assert count(lo, hi, limit) == want, (lo, hi, limit)
 
 
 # ======================================================================================

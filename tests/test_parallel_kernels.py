@@ -409,7 +409,7 @@ def test_tiny_python_job_starts_no_pool(map_calls):
 
 
 def test_auto_runs_big_jobs_on_threads_or_processes(map_calls):
-    assert kernels.count_primes(0, 5 * 10**6, workers=2) == 348_513
+    assert kernels.count_primes(0, 5 * 10**7, workers=2) == 3_001_134
     assert kernels.count_primes(0, 10**6, impl="python", workers=2) == 78_498
     assert map_calls.backends == ["thread", "process"]
     for call in map_calls.calls:
@@ -418,9 +418,9 @@ def test_auto_runs_big_jobs_on_threads_or_processes(map_calls):
 
 def test_auto_runs_a_one_block_job_serially(map_calls, monkeypatch):
     assert kernels.count_primes(0, 10**7, workers=1) == 664_579
-    # 2**44 .. 2**44 + 5 * 10**6: too big to be serial, but a block narrower than
-    # sqrt(2**44) = 2**22 would lose its sieve's reach (see the next tests).
-    lo, hi = 2**44, 2**44 + 5_000_000
+    # 2**48 .. 2**48 + 2 * 10**7: too big to be serial, but a block narrower than
+    # sqrt(2**48) = 2**24 would lose its sieve's reach (see the next tests).
+    lo, hi = 2**48, 2**48 + 20_000_000
     work, min_width = kernels._prime_work(lo, hi)
     assert work > serial_below("count_primes", "native") and 2 * min_width > hi - lo
     assert kernels.count_primes(lo, hi, workers=2) == native.count_primes_range(lo, hi)

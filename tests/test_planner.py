@@ -149,7 +149,9 @@ def test_native_kernels_and_nogil_functions_are_weighed_for_threads():
 
     @nogil
     def count_block(k):
-        return native.count_primes_range(k * 10**6, (k + 1) * 10**6)
+        # ~1 ms of native work an item (the bit sieve does 10**7 numbers in about that),
+        # so that threads pay where they run in parallel
+        return native.count_primes_range(k * 10**7, (k + 1) * 10**7)
 
     assert releases_gil(count_block)
     assert releases_gil(nogil(len))  # builtins are wrapped, not modified
