@@ -33,7 +33,8 @@ cdef extern from "mandelbrot.h" nogil:
                                 int64_t first_row, int64_t height, uint32_t max_iter,
                                 double xmin, double xmax, double ymin, double ymax)
 
-# Instruction sets for the kernels with variants (mandelbrot, monte_carlo), fastest last.
+# Instruction sets for the kernels with variants (mandelbrot, monte_carlo, fannkuch),
+# fastest last.
 # "scalar" is the straightforward one-item loop (kept as the yardstick); the others keep
 # several items in flight (see mandelbrot.h, monte_carlo.h), "baseline" with what every
 # x86-64 has. Each kernel has its own choice; ALLCORES_ISA forces one for all of them.
@@ -185,65 +186,25 @@ def count_primes_range(lo, hi):
 # fannkuch-redux
 
 cdef extern from "fannkuch.h" nogil:
-    int ac_fannkuch_flips(const uint8_t *perm)
+    int ac_fannkuch_best_isa()
+    void ac_fannkuch_block_isa(int isa, int n, int64_t start, int64_t stop,
+                               int64_t *checksum, int *max_flips)
+
+# "scalar" and "baseline" run the portable loop, "avx2" and "avx512" the byte-shuffle
+# loop with four permutations in flight (see fannkuch.h).
+cdef int _fannkuch_isa = ac_fannkuch_best_isa()
 
 
-cdef void _fannkuch_block(int n, int64_t start, int64_t stop,
-                          int64_t *checksum, int *max_flips) noexcept nogil:
-    """The Benchmarks Game fannkuch-redux over permutation indices start .. stop-1.
+def fannkuch_isa():
+    """The instruction set ``fannkuch_block`` runs with."""
+    return _isa_name(_fannkuch_isa)
 
-    Permutations are generated in the benchmark's order (rotations driven by a
-    factorial-base counter); the first one is built directly from its index, as the
-    benchmark's multi-threaded programs do, so any block can start anywhere.
-    """
-    cdef uint8_t perm[16]
-    cdef uint8_t scratch[16]
-    cdef int count[16]
-    cdef int64_t fact[16]
-    cdef int64_t idx = start, index = start
-    cdef int i, k, d, flips
-    cdef uint8_t first
-    checksum[0] = 0
-    max_flips[0] = 0
-    if start >= stop:
-        return
-    fact[0] = 1
-    for i in range(1, n + 1):
-        fact[i] = fact[i - 1] * i
-    for i in range(16):
-        perm[i] = i
-        count[i] = 0
-    for i in range(n - 1, 0, -1):
-        d = <int>(idx // fact[i])
-        count[i] = d
-        idx = idx % fact[i]
-        for k in range(i + 1):
-            scratch[k] = perm[k]
-        for k in range(i + 1):
-            perm[k] = scratch[k + d] if k + d <= i else scratch[k + d - i - 1]
-    while True:
-        if perm[0] != 0:
-            flips = ac_fannkuch_flips(perm)
-            if flips > max_flips[0]:
-                max_flips[0] = flips
-            checksum[0] += flips if index % 2 == 0 else -flips
-        index += 1
-        if index == stop:
-            return
-        # Next permutation: rotate the first i + 1 elements left while the counter carries.
-        first = perm[1]
-        perm[1] = perm[0]
-        perm[0] = first
-        i = 1
-        count[i] += 1
-        while count[i] > i:
-            count[i] = 0
-            i += 1
-            first = perm[0]
-            for k in range(i):
-                perm[k] = perm[k + 1]
-            perm[i] = first
-            count[i] += 1
+
+def set_fannkuch_isa(name):
+    """Run ``fannkuch_block`` with instruction set ``name`` (see :func:`available_isas`),
+    or ``"auto"``: the fastest for it, chosen at import. Results never depend on it."""
+    global _fannkuch_isa
+    _fannkuch_isa = ac_fannkuch_best_isa() if name == "auto" else _resolve_isa(name)
 
 
 def fannkuch_block(n, start, stop):
@@ -254,8 +215,9 @@ def fannkuch_block(n, start, stop):
     cdef int max_flips = 0
     cdef int c_n = n
     cdef int64_t c_start = start, c_stop = stop
+    cdef int isa = _fannkuch_isa
     with nogil:
-        _fannkuch_block(c_n, c_start, c_stop, &checksum, &max_flips)
+        ac_fannkuch_block_isa(isa, c_n, c_start, c_stop, &checksum, &max_flips)
     return checksum, max_flips
 
 
@@ -297,3 +259,4 @@ if os.environ.get(ISA_ENV, "").strip():
     # Forcing an instruction set (for tests and comparisons) must not fail silently.
     set_mandelbrot_isa(os.environ[ISA_ENV].strip())
     set_monte_carlo_isa(os.environ[ISA_ENV].strip())
+    set_fannkuch_isa(os.environ[ISA_ENV].strip())

@@ -142,18 +142,20 @@ def run_in_thread(call, timeout: float):
 
 @contextlib.contextmanager
 def running_with(isa: str):
-    """Run the native kernels' ``isa`` variants (mandelbrot and monte_carlo) inside the
-    block."""
+    """Run the native kernels' ``isa`` variants (mandelbrot, monte_carlo and fannkuch)
+    inside the block."""
     from allcores import native
 
-    before = native.mandelbrot_isa(), native.monte_carlo_isa()
+    before = native.mandelbrot_isa(), native.monte_carlo_isa(), native.fannkuch_isa()
     native.set_mandelbrot_isa(isa)
     native.set_monte_carlo_isa(isa)
+    native.set_fannkuch_isa(isa)
     try:
         yield
     finally:
         native.set_mandelbrot_isa(before[0])
         native.set_monte_carlo_isa(before[1])
+        native.set_fannkuch_isa(before[2])
 
 
 def ctrl_c_once_started(started, call, timeout: float) -> None:

@@ -21,6 +21,7 @@ def test_facts_are_the_library_s_own():
     assert found["isa"]["mandelbrot"] == native.mandelbrot_isa()
     assert found["isa"]["mandelbrot"] in found["isa_available"]
     assert found["isa"]["monte_carlo"] == native.monte_carlo_isa()
+    assert found["isa"]["fannkuch"] == native.fannkuch_isa()
 
 
 def test_render_names_every_fact():

@@ -1,9 +1,10 @@
-"""The instruction-set variants of the mandelbrot and monte_carlo kernels: each gives
+"""The instruction-set variants of the mandelbrot, monte_carlo and fannkuch kernels: each gives
 exactly the scalar loop's (and the pure twin's) results, whichever the CPU dispatch would
 pick."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -221,3 +222,173 @@ def test_the_two_spellings_of_a_uniform_agree_bit_for_bit(tmp_path):
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
                             check=True)
     assert result.stdout.strip() == "0"
+
+
+# --- fannkuch_block ---------------------------------------------------------------------
+
+FANNKUCH_PUBLISHED = {7: (228, 16), 8: (1616, 22), 9: (8629, 30), 10: (73196, 38),
+                      11: (556355, 51), 12: (3968050, 65)}
+
+
+def fannkuch_with(isa, n, start, stop):
+    with running_with(isa):
+        return native.fannkuch_block(n, start, stop)
+
+
+def test_fannkuch_defaults_to_its_fastest_isa():
+    # The shuffle loop needs AVX2 (and gains nothing from AVX-512).
+    assert native.fannkuch_isa() == ("avx2" if "avx2" in ISAS else "baseline")
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_every_fannkuch_isa_on_the_whole_range(n):
+    expected = pure.fannkuch_block(n, 0, math.factorial(n))
+    if n in FANNKUCH_PUBLISHED:
+        assert expected == FANNKUCH_PUBLISHED[n]
+    for isa in ISAS:
+        assert fannkuch_with(isa, n, 0, math.factorial(n)) == expected, isa
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_on_the_whole_range_n10(isa):
+    assert fannkuch_with(isa, 10, 0, math.factorial(10)) == FANNKUCH_PUBLISHED[10]
+
+
+@pytest.mark.slow
+def test_the_pure_twin_on_the_whole_range_n10():
+    assert pure.fannkuch_block(10, 0, math.factorial(10)) == FANNKUCH_PUBLISHED[10]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_on_every_single_permutation(isa):
+    # Single permutations at odd and even indices (the shuffle loop counts pairs).
+    for n in range(1, 7):
+        for i in range(math.factorial(n)):
+            assert fannkuch_with(isa, n, i, i + 1) == pure.fannkuch_block(n, i, i + 1), (n, i)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_on_short_blocks_everywhere(isa):
+    # Every start and every length up to 9 for n = 5 (starts inside every rotation
+    # cycle, odd and even, empty blocks and blocks ending at n!), then around the
+    # carries of every digit for n = 9 and 10.
+    total = math.factorial(5)
+    for start in range(total + 1):
+        for stop in range(start, min(total, start + 9) + 1):
+            assert fannkuch_with(isa, 5, start, stop) == pure.fannkuch_block(5, start, stop)
+    for n in (9, 10):
+        total = math.factorial(n)
+        for digit in range(1, n):
+            for carry in (math.factorial(digit), total - math.factorial(digit)):
+                for start in range(max(0, carry - 3), min(total, carry + 3) + 1):
+                    for length in (0, 1, 2, 3, 5, 24, 121):
+                        stop = min(total, start + length)
+                        assert fannkuch_with(isa, n, start, stop) == pure.fannkuch_block(
+                            n, start, stop), (n, start, stop)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_every_fannkuch_isa_on_random_blocks(data):
+    n = data.draw(st.integers(1, 10), label="n")
+    total = math.factorial(n)
+    start = data.draw(st.integers(0, total), label="start")
+    stop = data.draw(st.integers(start, min(total, start + 5000)), label="stop")
+    expected = pure.fannkuch_block(n, start, stop)
+    for isa in ISAS:
+        assert fannkuch_with(isa, n, start, stop) == expected, isa
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 10), cuts=st.lists(st.integers(0, 10**7), max_size=8))
+def test_every_fannkuch_isa_adds_up_over_random_splits(n, cuts):
+    # Blocks as the engine makes them: anywhere, of any size, summing to the whole.
+    total = math.factorial(n)
+    bounds = sorted({0, total, *(c % (total + 1) for c in cuts)})
+    for isa in ISAS:
+        parts = [fannkuch_with(isa, n, a, b) for a, b in zip(bounds, bounds[1:])]
+        whole = (sum(c for c, _ in parts), max(m for _, m in parts))
+        assert whole == fannkuch_with("scalar", n, 0, total), isa
+        if n <= 9:
+            assert whole == pure.fannkuch_block(n, 0, total), isa
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_n11(isa):
+    assert fannkuch_with(isa, 11, 0, math.factorial(11)) == FANNKUCH_PUBLISHED[11]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_n12(isa):
+    assert fannkuch_with(isa, 12, 0, math.factorial(12)) == FANNKUCH_PUBLISHED[12]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_every_fannkuch_isa_n12_in_blocks(isa):
+    # Pieces of n = 12 (starts deep in the high digits) against the portable loop.
+    total = math.factorial(12)
+    for start in (0, 1, total // 3 + 1, total // 2 - 7, total - 4001):
+        stop = min(total, start + 4001)
+        assert fannkuch_with(isa, 12, start, stop) == fannkuch_with("scalar", 12, start,
+                                                                    stop), start
+
+
+def test_fannkuch_isa_is_chosen_apart_from_the_others():
+    before = native.mandelbrot_isa(), native.monte_carlo_isa(), native.fannkuch_isa()
+    try:
+        native.set_fannkuch_isa("scalar")
+        assert native.fannkuch_isa() == "scalar"
+        assert (native.mandelbrot_isa(), native.monte_carlo_isa()) == before[:2]
+        native.set_fannkuch_isa("auto")
+        assert native.fannkuch_isa() == before[2]
+    finally:
+        native.set_fannkuch_isa(before[2])
+
+
+def test_unknown_or_unavailable_fannkuch_isas_are_refused():
+    with pytest.raises(ValueError, match="isa"):
+        native.set_fannkuch_isa("neon")
+    for name in {"avx2", "avx512"} - set(ISAS):
+        with pytest.raises(ValueError, match="not available"):
+            native.set_fannkuch_isa(name)
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_the_environment_variable_forces_the_fannkuch_isa(name):
+    code = "from allcores import native; print(native.fannkuch_isa())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "ALLCORES_ISA": name}, timeout=60, check=True)
+    assert result.stdout.split() == [name]
+
+
+@pytest.mark.parametrize("flags", [[], ["-DAC_NO_DISPATCH"]])
+def test_the_fannkuch_header_builds_without_dispatch_too(tmp_path, flags):
+    # A compiler without x86 dispatch (AC_NO_DISPATCH stands in for one) gets the
+    # portable loop alone, with the same answers.
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler or not (EXT / "fannkuch.h").is_file():
+        pytest.skip("no C compiler or no ext/ sources")
+    source = tmp_path / "fannkuch_check.c"
+    source.write_text(FANNKUCH_CHECK)
+    program = tmp_path / "fannkuch_check"
+    subprocess.run([compiler, "-O2", *flags, f"-I{EXT}", str(source), "-o", str(program)],
+                   check=True, timeout=120)
+    result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert result.stdout.split() == ["73196", "38", "73196", "38"]
+
+
+FANNKUCH_CHECK = r"""
+#include <stdio.h>
+#include "fannkuch.h"
+int main(void) {
+    int64_t checksum;
+    int max_flips, isa = ac_fannkuch_best_isa();
+    ac_fannkuch_block_isa(1, 10, 0, 3628800, &checksum, &max_flips);
+    printf("%lld %d ", (long long)checksum, max_flips);
+    ac_fannkuch_block_isa(isa, 10, 0, 3628800, &checksum, &max_flips);
+    printf("%lld %d\n", (long long)checksum, max_flips);
+    return 0;
+}
+"""

@@ -16,9 +16,9 @@ from allcores._version import __version__
 from allcores.cpu import cpu_budget
 from allcores.pool import default_start_method
 
-# Kernels. mandelbrot and monte_carlo have instruction-set variants; the others are one
-# portable build (their loops are integer-bound and gain nothing measurable from wider
-# vectors).
+# Kernels. mandelbrot, monte_carlo and fannkuch have instruction-set variants; the others
+# are one portable build (their loops are integer-bound and gain nothing measurable from
+# wider vectors).
 KERNELS = ("mandelbrot", "count_primes", "is_prime", "fannkuch", "monte_carlo")
 
 
@@ -28,6 +28,7 @@ def facts() -> dict:
     isa = {name: "portable" for name in KERNELS}
     isa["mandelbrot"] = native.mandelbrot_isa()
     isa["monte_carlo"] = native.monte_carlo_isa()
+    isa["fannkuch"] = native.fannkuch_isa()
     return {
         "allcores": __version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
