@@ -52,7 +52,14 @@ def test_the_wheel_is_manylinux_small_and_typed(built):
     assert "allcores/native.pyi" in names and "allcores/py.typed" in names
     assert any(n.startswith("allcores/native.") and n.endswith(".so") for n in names)
     assert any(n.endswith("licenses/LICENSE") for n in names)
-    assert wheel.stat().st_size < 400_000, "debug symbols left in the wheel?"
+    # Stripped: no debug sections in any extension (their names live in the ELF section
+    # name table), and the wheel stays small. Stripped, it is ~400 kB with the kernels'
+    # run-time ISA variants; debug information would add megabytes.
+    with zipfile.ZipFile(wheel) as archive:
+        for name in names:
+            if name.endswith(".so"):
+                assert b".debug_info" not in archive.read(name), f"debug symbols in {name}"
+    assert wheel.stat().st_size < 1_000_000, "debug symbols left in the wheel?"
 
 
 def test_the_installed_wheel_works_outside_the_source_tree(built, tmp_path):
