@@ -41,8 +41,16 @@ cdef extern from "mandelbrot.h" nogil:
 ISA_NAMES = {"scalar": AC_ISA_SCALAR, "baseline": AC_ISA_BASELINE, "avx2": AC_ISA_AVX2,
              "avx512": AC_ISA_AVX512}
 ISA_ENV = "ALLCORES_ISA"
-cdef int _mandelbrot_isa = ac_mandelbrot_best_isa()
-cdef int _monte_carlo_isa = ac_mandelbrot_best_isa()
+
+cdef extern from "fannkuch.h" nogil:
+    int ac_fannkuch_best_isa()
+
+# Each kernel's fastest instruction set here, found at import ("auto"), and the one it
+# runs with (read by the kernel at each call, before it lets go of the GIL).
+_BEST_ISA = {"mandelbrot": ac_mandelbrot_best_isa(),
+             "monte_carlo": ac_mandelbrot_best_isa(),
+             "fannkuch": ac_fannkuch_best_isa()}
+_isa = dict(_BEST_ISA)
 
 
 def available_isas():
@@ -54,10 +62,16 @@ def _isa_name(int isa):
     return next(name for name, number in ISA_NAMES.items() if number == isa)
 
 
-def _resolve_isa(name):
-    """The number of instruction set ``name``, or of the fastest available for ``"auto"``."""
+def _set_isa(kernel, name):
+    """Run ``kernel`` with instruction set ``name`` (see :func:`available_isas`), or the
+    fastest for it with ``"auto"``."""
+    _isa[kernel] = _resolve_isa(kernel, name)
+
+
+def _resolve_isa(kernel, name):
+    """The number of instruction set ``name``, or of ``kernel``'s fastest for ``"auto"``."""
     if name == "auto":
-        return ac_mandelbrot_best_isa()
+        return _BEST_ISA[kernel]
     if name not in ISA_NAMES:
         raise ValueError(f"isa: expected one of {sorted(ISA_NAMES)} or 'auto', got: {name!r}")
     if not ac_isa_available(ISA_NAMES[name]):
@@ -68,26 +82,24 @@ def _resolve_isa(name):
 
 def mandelbrot_isa():
     """The instruction set ``mandelbrot_rows`` runs with."""
-    return _isa_name(_mandelbrot_isa)
+    return _isa_name(_isa["mandelbrot"])
 
 
 def set_mandelbrot_isa(name):
     """Run ``mandelbrot_rows`` with instruction set ``name`` (see :func:`available_isas`),
     or ``"auto"``: the fastest available, chosen at import. Results never depend on it."""
-    global _mandelbrot_isa
-    _mandelbrot_isa = _resolve_isa(name)
+    _set_isa("mandelbrot", name)
 
 
 def monte_carlo_isa():
     """The instruction set ``monte_carlo_hits`` runs with."""
-    return _isa_name(_monte_carlo_isa)
+    return _isa_name(_isa["monte_carlo"])
 
 
 def set_monte_carlo_isa(name):
     """Run ``monte_carlo_hits`` with instruction set ``name`` (see :func:`available_isas`),
     or ``"auto"``: the fastest available, chosen at import. Results never depend on it."""
-    global _monte_carlo_isa
-    _monte_carlo_isa = _resolve_isa(name)
+    _set_isa("monte_carlo", name)
 
 
 def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
@@ -103,7 +115,7 @@ def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
     cdef int64_t c_first_row = first_row, c_height = height
     cdef uint32_t c_max_iter = max_iter
     cdef double c_xmin = xmin, c_xmax = xmax, c_ymin = ymin, c_ymax = ymax
-    cdef int isa = _mandelbrot_isa
+    cdef int isa = _isa["mandelbrot"]
     # The C loop writes rows * width values from &view[0, 0]: the buffer's own shape.
     if rows != out.shape[0] or width != out.shape[1]:
         raise ValueError(f"out: expected a buffer of shape {out.shape}, got: "
@@ -186,25 +198,22 @@ def count_primes_range(lo, hi):
 # fannkuch-redux
 
 cdef extern from "fannkuch.h" nogil:
-    int ac_fannkuch_best_isa()
     void ac_fannkuch_block_isa(int isa, int n, int64_t start, int64_t stop,
                                int64_t *checksum, int *max_flips)
 
 # "scalar" and "baseline" run the portable loop, "avx2" and "avx512" the byte-shuffle
 # loop with four permutations in flight (see fannkuch.h).
-cdef int _fannkuch_isa = ac_fannkuch_best_isa()
 
 
 def fannkuch_isa():
     """The instruction set ``fannkuch_block`` runs with."""
-    return _isa_name(_fannkuch_isa)
+    return _isa_name(_isa["fannkuch"])
 
 
 def set_fannkuch_isa(name):
     """Run ``fannkuch_block`` with instruction set ``name`` (see :func:`available_isas`),
     or ``"auto"``: the fastest for it, chosen at import. Results never depend on it."""
-    global _fannkuch_isa
-    _fannkuch_isa = ac_fannkuch_best_isa() if name == "auto" else _resolve_isa(name)
+    _set_isa("fannkuch", name)
 
 
 def fannkuch_block(n, start, stop):
@@ -215,7 +224,7 @@ def fannkuch_block(n, start, stop):
     cdef int max_flips = 0
     cdef int c_n = n
     cdef int64_t c_start = start, c_stop = stop
-    cdef int isa = _fannkuch_isa
+    cdef int isa = _isa["fannkuch"]
     with nogil:
         ac_fannkuch_block_isa(isa, c_n, c_start, c_stop, &checksum, &max_flips)
     return checksum, max_flips
@@ -234,7 +243,7 @@ def monte_carlo_hits(seed, start, stop):
     seed, start, stop = check.monte_carlo_args(seed, start, stop)
     cdef uint64_t c_seed = seed, hits = 0
     cdef uint64_t c_start = start, c_stop = stop
-    cdef int isa = _monte_carlo_isa
+    cdef int isa = _isa["monte_carlo"]
     with nogil:
         hits = ac_monte_carlo_hits_isa(isa, c_seed, c_start, c_stop)
     return hits
@@ -257,6 +266,5 @@ def build_info():
 
 if os.environ.get(ISA_ENV, "").strip():
     # Forcing an instruction set (for tests and comparisons) must not fail silently.
-    set_mandelbrot_isa(os.environ[ISA_ENV].strip())
-    set_monte_carlo_isa(os.environ[ISA_ENV].strip())
-    set_fannkuch_isa(os.environ[ISA_ENV].strip())
+    for _kernel in _isa:
+        _set_isa(_kernel, os.environ[ISA_ENV].strip())

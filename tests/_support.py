@@ -10,8 +10,11 @@ import contextlib
 import itertools
 import os
 import queue
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 POLL_S = 0.01
 
@@ -185,3 +188,27 @@ def ctrl_c_once_started(started, call, timeout: float) -> None:
         open(f"{started}.gate", "w").close()  # should a worker still wait: let it go
         helper.join(timeout)
     assert not helper.is_alive()
+
+
+# The C sources of the native kernels, for tests that compile their headers directly.
+EXT_DIR = Path(__file__).resolve().parent.parent / "ext"
+
+
+def compile_c(tmp_path, name: str, source: str, *flags: str, needs: str) -> Path:
+    """Compile the C program ``source`` against ``ext/`` (``-shared`` among ``flags``
+    makes a library) into ``tmp_path / name``; skip the test where there is no C
+    compiler or no ``ext/needs`` (an installed package without its sources)."""
+    import pytest
+
+    compiler = os.environ.get("CC") or next(
+        (found for found in map(shutil.which, ("cc", "gcc", "clang")) if found), None)
+    if compiler is None or not (EXT_DIR / needs).is_file():
+        pytest.skip(f"needs a C compiler and ext/{needs}")
+    source_file = tmp_path / f"{name}.c"
+    source_file.write_text(source)
+    output = tmp_path / name
+    result = subprocess.run([compiler, "-O2", *flags, f"-I{EXT_DIR}", str(source_file),
+                             "-o", str(output), "-lm"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"compiling {name} failed:\n{result.stderr}"
+    return output

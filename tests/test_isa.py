@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _support import running_with
+from _support import compile_c, running_with
 
 from allcores import native, pure
 
@@ -186,7 +184,6 @@ def test_unknown_or_unavailable_monte_carlo_isas_are_refused():
 # The hit counts cannot show a uniform that is off by one unit in the last place (such a
 # point lands on the other side of the circle about once in 2**50 samples), so the
 # header's two spellings of a uniform are compared bit for bit, compiled from ext/.
-EXT = Path(__file__).resolve().parent.parent / "ext"
 UNIT_CHECK = r"""
 #include <stdio.h>
 #include "monte_carlo.h"
@@ -211,14 +208,8 @@ int main(void) {
 
 
 def test_the_two_spellings_of_a_uniform_agree_bit_for_bit(tmp_path):
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler or not (EXT / "monte_carlo.h").is_file():
-        pytest.skip("no C compiler or no ext/ sources")
-    source = tmp_path / "unit_check.c"
-    source.write_text(UNIT_CHECK)
-    program = tmp_path / "unit_check"
-    subprocess.run([compiler, "-O2", "-ffp-contract=off", f"-I{EXT}", str(source), "-o",
-                    str(program), "-lm"], check=True, timeout=120)
+    program = compile_c(tmp_path, "unit_check", UNIT_CHECK, "-ffp-contract=off",
+                        needs="monte_carlo.h")
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
                             check=True)
     assert result.stdout.strip() == "0"
@@ -366,14 +357,8 @@ def test_the_environment_variable_forces_the_fannkuch_isa(name):
 def test_the_fannkuch_header_builds_without_dispatch_too(tmp_path, flags):
     # A compiler without x86 dispatch (AC_NO_DISPATCH stands in for one) gets the
     # portable loop alone, with the same answers.
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler or not (EXT / "fannkuch.h").is_file():
-        pytest.skip("no C compiler or no ext/ sources")
-    source = tmp_path / "fannkuch_check.c"
-    source.write_text(FANNKUCH_CHECK)
-    program = tmp_path / "fannkuch_check"
-    subprocess.run([compiler, "-O2", *flags, f"-I{EXT}", str(source), "-o", str(program)],
-                   check=True, timeout=120)
+    program = compile_c(tmp_path, "fannkuch_check", FANNKUCH_CHECK, *flags,
+                        needs="fannkuch.h")
     result = subprocess.run([str(program)], capture_output=True, text=True, timeout=120,
                             check=True)
     assert result.stdout.split() == ["73196", "38", "73196", "38"]

@@ -16,12 +16,13 @@ import hashlib
 import math
 from functools import lru_cache
 from itertools import accumulate
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from _support import compile_c
 
 from allcores import kernels, native, pure
 
@@ -1097,7 +1098,6 @@ def test_is_prime_native_matches_pure_on_a_large_sample():
     assert 1000 < want.sum() < len(values) // 2
 
 
-PRIMALITY_H = Path(__file__).resolve().parent.parent / "ext" / "primality.h"
 PRIMALITY_CHECK_C = """
 #include "primality.h"
 #if defined(_WIN32)
@@ -1120,21 +1120,11 @@ def test_primality_header_paths_agree_with_native(tmp_path, portable):
     # The path for compilers without unsigned __int128 (forced by AC_PRIMALITY_PORTABLE)
     # and the scalar ac_is_prime64 give the verdicts the built kernel gives.
     import ctypes
-    import shutil
-    import subprocess
 
-    compiler = next((shutil.which(c) for c in ("cc", "gcc", "clang") if shutil.which(c)),
-                    None)
-    if compiler is None or not PRIMALITY_H.is_file():
-        pytest.skip("needs a C compiler and the ext/ sources")
-    source = tmp_path / "check.c"
-    source.write_text(PRIMALITY_CHECK_C)
-    library = tmp_path / f"check{'_portable' if portable else ''}.so"
-    command = [compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-fPIC", "-shared",
-               f"-I{PRIMALITY_H.parent}", "-o", str(library), str(source)]
-    if portable:
-        command.insert(1, "-DAC_PRIMALITY_PORTABLE")
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    library = compile_c(tmp_path, f"check{'_portable' if portable else ''}.so",
+                        PRIMALITY_CHECK_C, "-std=c99", "-Wall", "-Werror", "-fPIC",
+                        "-shared", *(["-DAC_PRIMALITY_PORTABLE"] if portable else []),
+                        needs="primality.h")
     lib = ctypes.CDLL(str(library))
     assert lib.int128_path() == (0 if portable else 1)
     lib.check.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
@@ -1179,20 +1169,10 @@ def test_sieve_header_variants_and_any_limit_agree(tmp_path, variant):
     # what the built kernel counts; and the count does not depend on how far the sieving
     # primes reach (`limit`), only which survivors Miller-Rabin has to decide.
     import ctypes
-    import shutil
-    import subprocess
 
-    compiler = next((shutil.which(c) for c in ("cc", "gcc", "clang") if shutil.which(c)),
-                    None)
-    sieve_h = PRIMALITY_H.parent / "sieve.h"
-    if compiler is None or not sieve_h.is_file():
-        pytest.skip("needs a C compiler and the ext/ sources")
-    source = tmp_path / "sieve_check.c"
-    source.write_text(SIEVE_CHECK_C)
-    library = tmp_path / f"sieve_{variant}.so"
-    command = [compiler, "-O2", "-std=c99", "-Wall", "-Werror", "-fPIC", "-shared",
-               *SIEVE_VARIANTS[variant], f"-I{sieve_h.parent}", "-o", str(library), str(source)]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    library = compile_c(tmp_path, f"sieve_{variant}.so", SIEVE_CHECK_C, "-std=c99",
+                        "-Wall", "-Werror", "-fPIC", "-shared", *SIEVE_VARIANTS[variant],
+                        needs="sieve.h")
     lib = ctypes.CDLL(str(library))
     lib.count.argtypes = [ctypes.c_uint64] * 3
     lib.count.restype = ctypes.c_int64

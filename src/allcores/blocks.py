@@ -208,7 +208,7 @@ def reduce(fn: Callable[..., Any], start: int, stop: int, *, args: Iterable[Any]
         combiner = combine
     if options.start == options.stop:
         raise ValueError(f"reduce: the range [{start}, {stop}) is empty: nothing to combine")
-    values = _run(fn, options, out=None)
+    _, values = _run(fn, options, out=None)
     return combiner(values)
 
 
@@ -241,7 +241,7 @@ def fill(fn: Callable[..., Any], shape: int | tuple[int, ...], dtype: Any = np.f
         return result
     out = SharedLazily(result, copy_in=False)
     try:
-        for (a, b), value in zip(options.blocks_run, _run(fn, options, out=out)):
+        for (a, b), value in zip(*_run(fn, options, out=out)):
             if value is None:
                 continue  # written in place
             if isinstance(value, str) and value == SHARED:
@@ -263,7 +263,6 @@ class _Options(NamedTuple):
     backend: str
     progress: bool
     insights: bool
-    blocks_run: list  # filled by _run: every block [a, b), in order
 
     @classmethod
     def check(cls, fn, start, stop, args, min_block, cost, workers, backend, progress,
@@ -289,11 +288,12 @@ class _Options(NamedTuple):
         workers = workers_option(workers) or cpu_count()
         backend = backend_option(backend)
         return cls(start, stop, args, min_block, cost, workers, backend,
-                   flag_option("progress", progress), flag_option("insights", insights), [])
+                   flag_option("progress", progress), flag_option("insights", insights))
 
 
-def _run(fn, options: _Options, out: SharedLazily | None) -> list:
-    """Every block's value, in block order (``options.blocks_run`` lists the blocks)."""
+def _run(fn, options: _Options,
+         out: SharedLazily | None) -> tuple[list[tuple[int, int]], list]:
+    """Every block ``[a, b)`` run, in order, and its value."""
     start, stop = options.start, options.stop
     inputs = [SharedLazily(arg.array, copy_in=True) if isinstance(arg, sliced) else arg
               for arg in options.args]
@@ -302,6 +302,7 @@ def _run(fn, options: _Options, out: SharedLazily | None) -> list:
                           for arg in inputs), out, nogil=nogil)
     try:
         values: list = []
+        ran: list[tuple[int, int]] = []
         cost = options.cost
         first = start
         if cost is None and settled_backend(options.backend) != "serial":
@@ -310,13 +311,13 @@ def _run(fn, options: _Options, out: SharedLazily | None) -> list:
             share = max(options.min_block, (stop - start) //
                         (options.workers * BLOCKS_PER_WORKER))
             values, probed, cost = _probe(task, start, stop, options.min_block, share)
-            options.blocks_run.extend(probed)
+            ran.extend(probed)
             first = probed[-1][1]
         if first < stop:
             plan = plan_blocks(fn, first, stop, cost=cost, workers=options.workers,
                                backend=options.backend, min_block=options.min_block,
                                measured=options.cost is None)
-            options.blocks_run.extend(plan.blocks)
+            ran.extend(plan.blocks)
             items: list[tuple] = plan.blocks
             if plan.backend == "dask" and any(isinstance(a, SharedLazily) for a in inputs):
                 # Dask's workers may be on other machines, out of reach of this one's
@@ -332,7 +333,7 @@ def _run(fn, options: _Options, out: SharedLazily | None) -> list:
                 values.extend(shortcuts.map(
                     task, items, workers=plan.workers, backend=plan.backend,
                     chunksize=1, progress=options.progress, insights=options.insights))
-        return values
+        return ran, values
     finally:
         for arg in inputs:
             if isinstance(arg, SharedLazily):

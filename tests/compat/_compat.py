@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import os
+import threading
 
+import _support
 import _workloads as w
 
 RESULT_TIMEOUT_S = 60  # the longest any one result may take to arrive
@@ -13,9 +15,18 @@ def open_gate(path: str) -> None:
     open(path, "a").close()
 
 
-def wait_until(condition, what: str, timeout: float = w.WAIT_LIMIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(w.POLL_S)
+def wait_until(condition, what: str, timeout: float = w.WAIT_LIMIT_S):
+    """``_support.wait_until``, with what the ported tests say first."""
+    return _support.wait_until(condition, timeout, what)
+
+
+def worker_is_gone(backend: str, pid: int, ident: int) -> bool:
+    """The worker (a thread of this process, or a process) no longer exists; a process
+    must also have been reaped (``os.kill`` then fails)."""
+    if backend == "thread":
+        return ident not in {t.ident for t in threading.enumerate()}
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -34,7 +34,7 @@ import weakref
 from concurrent.futures import BrokenExecutor, CancelledError
 
 import _workloads as w
-from _compat import RESULT_TIMEOUT_S, open_gate, wait_until
+from _compat import RESULT_TIMEOUT_S, open_gate, wait_until, worker_is_gone
 import pytest
 
 import allcores
@@ -71,16 +71,6 @@ def log_then_wait(log: str, gate: str, ident: str):
 
 def refuse_to_start():
     raise ValueError("error in initializer")
-
-
-def worker_is_gone(backend: str, pid: int, ident: int) -> bool:
-    if backend == "thread":
-        return ident not in {t.ident for t in threading.enumerate()}
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def blocked_calls(executor, gate, started, count=2, first=1000):

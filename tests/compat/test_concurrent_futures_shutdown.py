@@ -43,7 +43,7 @@ from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
 
 import _workloads as w
-from _compat import RESULT_TIMEOUT_S, open_gate, wait_until
+from _compat import RESULT_TIMEOUT_S, open_gate, wait_until, worker_is_gone
 import pytest
 
 import allcores
@@ -75,16 +75,6 @@ def workers_seen(executor, log: str, gate: str) -> list[tuple[int, int]]:
     for call in calls:
         call.result(timeout=RESULT_TIMEOUT_S)
     return [tuple(map(int, line.split())) for line in w.read_lines(log)]
-
-
-def worker_is_gone(backend: str, pid: int, ident: int) -> bool:
-    if backend == "thread":
-        return ident not in {t.ident for t in threading.enumerate()}
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def wait_for_workers_to_stop(backend, workers) -> None:

@@ -15,7 +15,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 import _workloads as w
-from _compat import RESULT_TIMEOUT_S
+from _compat import RESULT_TIMEOUT_S, wait_until
 import pytest
 
 import allcores
@@ -264,10 +264,7 @@ def test_a_queued_submit_is_pending_and_cancellable(pool, tmp_path):
     try:
         busy = [pool.submit(w.gated, gate, {x}, started, None, x) for x in (1, 2)]
         queued = pool.submit(w.square, 5)
-        deadline = time.monotonic() + RESULT_TIMEOUT_S
-        while len(w.read_lines(started)) < 2:  # both workers hold a call
-            assert time.monotonic() < deadline, "the workers never started"
-            time.sleep(0.005)
+        wait_until(lambda: len(w.read_lines(started)) == 2, "both workers to hold a call")
         assert all(f.running() for f in busy)
         assert not queued.running() and not queued.done()
         assert not busy[0].cancel()  # a running call cannot be cancelled
