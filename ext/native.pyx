@@ -156,11 +156,12 @@ def is_prime_array(values, out):
         ac_is_prime64_array(&v[0], &flags[0], v.shape[0])
 
 
-# The segmented sieve (bits for odd numbers, a presieved pattern, popcount) lives in
-# sieve.h; see its header comment. Sieving primes (base primes) go up to sqrt(b), but
-# never beyond MAX_BASE (1M primes, 12 MiB of state) nor much beyond the window's width,
-# since preparing each base prime costs a division: survivors above (L+1)**2 are then
-# confirmed by Miller-Rabin. allcores.kernels._prime_work relies on this choice.
+# The segmented sieve (a mod-30 wheel: a bit per number coprime to 30, presieved
+# patterns, popcount) lives in sieve.h; see its header comment. Sieving primes (base
+# primes) go up to sqrt(b), but never beyond MAX_BASE (1M primes, 12 MiB of state) nor
+# much beyond the window's width, since preparing each base prime costs a division:
+# survivors above (L+1)**2 are then confirmed by Miller-Rabin. allcores.kernels._prime_work
+# relies on this choice.
 cdef extern from "sieve.h" nogil:
     int64_t ac_count_odd_primes(uint64_t a, uint64_t b, uint64_t limit)
 

@@ -728,12 +728,16 @@ def test_count_primes_native_equals_pure_random_windows():
         assert pure.count_primes_range(lo, hi) == expected, (lo, hi)
 
 
-# The native sieve (ext/sieve.h) keeps one bit per odd number in 64-bit words, starts its
-# first segment at the word holding lo, sieves AC_SIEVE_SEG_WORDS = 6144 words (786,432
-# integers) a segment, and copies in presieved patterns for the primes 3 .. 73. Where
-# those choices could slip by one: a range's ends at every residue mod 128 (a word) and
-# mod 30, next to segment boundaries, over the presieving primes, below 2**32 and 2**64.
-NATIVE_SEGMENT = 6144 * 64 * 2
+# The native sieve (ext/sieve.h) keeps one bit per number coprime to 30: byte k of the
+# sieve stands for 30k + {1, 7, 11, 13, 17, 19, 23, 29}. Its first segment starts at the
+# byte holding lo; a segment has at least 131,072 bytes (3,932,160 integers; more when
+# the sieving primes reach further), is sieved by the small primes in chunks of 49,152
+# bytes (1,474,560 integers), and is filled from presieved patterns for 7 .. 167. Where
+# those choices could slip by one: a range's ends at every residue mod 30 (a byte), next
+# to chunk and segment boundaries, inside one byte, over the presieving primes, below
+# 2**32 and 2**64.
+NATIVE_CHUNK = 49152 * 30
+NATIVE_SEGMENT = 131072 * 30
 
 
 @lru_cache(maxsize=None)
@@ -748,28 +752,70 @@ def ref_pi_range(lo, hi):
 
 
 def test_count_primes_native_every_tiny_range_over_the_presieving_primes():
-    # 2 .. 73 are crossed off by the presieve patterns and must be set back; 79**2 and
-    # 83 * 89 are the first composites the patterns leave to the sieving primes.
+    # 2, 3, 5 are counted apart and 7 .. 167 are crossed off by the presieve patterns and
+    # must be set back; 173**2, 173 * 179, 179 * 181 are the first composites the patterns
+    # leave to the sieving primes (79**2 .. 83 * 89 were, before the patterns reached 167).
     for lo in range(0, 200):
         for hi in range(lo, 200):
             assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
-    for c in (79 * 79, 79 * 83, 83 * 89):
+    for n in range(0, 1000):
+        assert native.count_primes_range(0, n) == ref_pi_range(0, n), n
+    for c in (79 * 79, 79 * 83, 83 * 89, 173 * 173, 173 * 179, 179 * 181):
         for lo in range(c - 70, c + 1):
             for hi in (c, c + 1, c + 2, c + 70):
                 assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
 
 
 def test_count_primes_native_ends_at_every_residue_near_segment_boundaries():
-    for lo in range(0, 130):      # every residue mod 128 (a word of odd numbers) and 30
-        first_word = 2 * ((lo >> 1) & ~63)
-        for k in (1, 2, 3):
-            boundary = first_word + k * NATIVE_SEGMENT
-            for hi in range(boundary - 3, boundary + 4):
+    for lo in range(0, 61):       # every residue mod 30 (a byte), twice
+        first_byte = 30 * (lo // 30)
+        for boundary in (NATIVE_CHUNK, 2 * NATIVE_CHUNK, NATIVE_SEGMENT):
+            boundary += first_byte
+            for hi in range(boundary - 31, boundary + 32):
                 assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
-    for boundary in (NATIVE_SEGMENT, 2 * NATIVE_SEGMENT, 3 * NATIVE_SEGMENT + 128):
-        for lo in range(boundary - 130, boundary + 130):
-            for hi in (lo, lo + 1, lo + 61, boundary + 130, 3_900_000):
+    for boundary in (NATIVE_CHUNK, 2 * NATIVE_CHUNK, NATIVE_SEGMENT):
+        for lo in range(boundary - 61, boundary + 61):
+            for hi in (lo, lo + 1, lo + 29, lo + 30, lo + 61, boundary + 130, 3_999_999):
                 assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+
+
+def test_count_primes_native_windows_inside_one_byte():
+    # lo and hi in the same 30 numbers: the masks below lo and above hi meet in one byte.
+    for k in (0, 1, 2, 5, 6, 997, NATIVE_CHUNK // 30 - 1, NATIVE_CHUNK // 30):
+        for lo in range(30 * k, 30 * k + 30):
+            for hi in range(lo, 30 * k + 31):
+                assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+    for name, top in (("2**32", 2**32), ("2**64", 2**64)):
+        base = 30 * ((top - 1000) // 30)
+        for k in (0, 1, 7):
+            for lo in range(base + 30 * k, base + 30 * k + 30):
+                for hi in range(lo, base + 30 * k + 31):
+                    got = native.count_primes_range(lo, hi)
+                    assert got == ref_window_count(name, lo, hi), (lo, hi)
+    last = 30 * ((2**64 - 1) // 30)               # the last byte: 2**64 - 1 = last + 15
+    for lo in range(last, 2**64):
+        for hi in range(lo, 2**64 + 1):
+            assert native.count_primes_range(lo, hi) == ref_window_count("2**64", lo, hi)
+
+
+def test_count_primes_native_random_windows_match_a_reference_sieve():
+    rng = np.random.default_rng(30)
+    for _ in range(300):
+        lo = int(rng.integers(0, BIG_SIEVE_LIMIT))
+        hi = lo + int(rng.integers(0, BIG_SIEVE_LIMIT - lo + 1) if rng.random() < 0.3
+                      else rng.integers(0, 3000))
+        hi = min(hi, BIG_SIEVE_LIMIT)
+        assert native.count_primes_range(lo, hi) == ref_pi_range(lo, hi), (lo, hi)
+
+
+def test_count_primes_native_wide_windows_with_long_segments():
+    # Sieving primes up to 10**6 and 10**7 get segments of 2 and 4 MiB: several of them,
+    # and pieces that start anywhere inside them. Counts checked with primesieve 11.
+    for lo, hi, want in [(10**12, 10**12 + 10**8, 3618282),
+                         (10**14, 10**14 + 2 * 10**8, 6202561)]:
+        assert native.count_primes_range(lo, hi) == want
+        cuts = [lo + 61_234_567, lo + 61_234_567 + 29, lo + 99_999_971]
+        assert sum(native.count_primes_range(a, b) for a, b in cuts_to_pieces(lo, hi, cuts)) == want
 
 
 @pytest.mark.parametrize("name", ["2**32", "2**64"])
@@ -1154,18 +1200,30 @@ int64_t count(uint64_t a, uint64_t b, uint64_t limit) { return ac_count_odd_prim
 """
 SIEVE_VARIANTS = {
     "default": [],
-    # what big-endian CPUs and non-x86 builds take: word-wise crossing, plain popcount
-    "plain": ["-DAC_NO_DISPATCH", "-DAC_SIEVE_SMALL_PRIME=0"],
-    # segments of 64 and 1 words: boundaries everywhere, so every prime carries its next
-    # multiple across many of them and the eight-at-a-time loop meets short segments
-    "seg64": ["-DAC_SIEVE_SEG_WORDS=64"],
-    "seg1": ["-DAC_SIEVE_SEG_WORDS=1", "-DAC_SIEVE_SMALL_PRIME=100000"],
+    # what non-x86 builds take for the popcount; every prime one multiple at a time
+    "plain": ["-DAC_NO_DISPATCH", "-DAC_SIEVE_PLAIN=1"],
+    # segments of 1 and 61 bytes, chunks of 16: boundaries everywhere, so every prime
+    # carries its next multiple across many of them, and segments that are no multiple
+    # of 8 bytes
+    "seg1": ["-DAC_SIEVE_SEG_BYTES=1", "-DAC_SIEVE_SMALL_PRIME=100000"],
+    "seg61": ["-DAC_SIEVE_SEG_BYTES=61", "-DAC_SIEVE_CHUNK_BYTES=16"],
+    # no presieve: 7 .. 167 (7 .. 29 put two multiples in one byte) go through the
+    # eight-per-step loop, in chunks of 333 bytes of 1001-byte segments, and the primes
+    # from 1001 on one multiple at a time
+    "nopresieve": ["-DAC_PRESIEVE_GROUPS=0", "-DAC_SIEVE_SEG_BYTES=1001",
+                   "-DAC_SIEVE_CHUNK_BYTES=333", "-DAC_SIEVE_SMALL_PRIME=300",
+                   "-DAC_SIEVE_EIGHT_FACTOR=1"],
+    # one presieve pattern (7 .. 17); every prime above 17 eight per step, over segments
+    # that grow from 64 bytes with the sieving primes' reach
+    "presieve1": ["-DAC_PRESIEVE_GROUPS=1", "-DAC_SIEVE_SEG_BYTES=64",
+                  "-DAC_SIEVE_SEG_MAX_BYTES=65536", "-DAC_SIEVE_CHUNK_BYTES=40",
+                  "-DAC_SIEVE_SMALL_PRIME=100000", "-DAC_SIEVE_EIGHT_FACTOR=1"],
 }
 
 
 @pytest.mark.parametrize("variant", sorted(SIEVE_VARIANTS))
 def test_sieve_header_variants_and_any_limit_agree(tmp_path, variant):
-    # ext/sieve.h built with other segment sizes and without the byte-wise loop counts
+    # ext/sieve.h built with other segment sizes, presieves and crossing loops counts
     # what the built kernel counts; and the count does not depend on how far the sieving
     # primes reach (`limit`), only which survivors Miller-Rabin has to decide.
     import ctypes
@@ -1196,7 +1254,7 @@ def test_sieve_header_variants_and_any_limit_agree(tmp_path, variant):
         want = native.count_primes_range(lo, hi)
         assert count(lo, hi) == want, (lo, hi)
         if hi < 2**40:
-            for limit in (1, 2, 10, 72, 73, 74, 1000):
+            for limit in (1, 2, 10, 72, 73, 74, 166, 167, 168, 1000):
                 assert count(lo, hi, limit) == want, (lo, hi, limit)
 
 

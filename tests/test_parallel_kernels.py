@@ -452,9 +452,10 @@ def test_block_counts():
 
 
 def test_prime_blocks_keep_the_sieve_deciding_alone():
-    # Up to 2**40 + 10**7, sieving primes up to 2**20 decide alone; a block narrower than
-    # 2**20 would sieve less far and send its survivors to Miller-Rabin (~40x the cost).
-    lo, hi = 2**40, 2**40 + 10**7
+    # Up to 2**40 + 3 * 10**7, sieving primes up to 2**20 decide alone; a block narrower
+    # than 2**20 would sieve less far and send its survivors to Miller-Rabin (~40x the
+    # cost). (3 * 10**7 numbers: long enough to be worth threads.)
+    lo, hi = 2**40, 2**40 + 3 * 10**7
     work, min_width = kernels._prime_work(lo, hi)
     assert work == hi - lo and min_width > 2**20
     plan = blocks.plan_blocks(kernels._task("count_primes", "native"), lo, hi,

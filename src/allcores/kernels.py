@@ -60,9 +60,10 @@ KERNEL_COSTS = {
     # Averaged over the default view, where most pixels escape well before max_iter.
     "mandelbrot": KernelCost("pixel x (max_iter + 1)", 1.0, 20.0),
     # Weighted by PRIME_MILLER_RABIN_WEIGHT where the sieve cannot decide alone.
-    # The bit sieve: 0.2 ns below 10**9, ~1 ns near 10**12; Miller-Rabin survivors (the
-    # weight below) ~40 ns a number.
-    "count_primes": KernelCost("number in [lo, hi)", 0.5, 50.0),
+    # The mod-30 wheel sieve: 0.05-0.1 ns below 10**9, 0.3-0.7 ns near 10**12 (more for
+    # narrower ranges: preparing the sieving primes weighs more); Miller-Rabin survivors
+    # (the weight below) ~40 ns a number.
+    "count_primes": KernelCost("number in [lo, hi)", 0.25, 50.0),
     # Montgomery Miller-Rabin: ~58 ns for random 63-bit values (it was 150 ns before).
     "is_prime": KernelCost("value (random 64-bit)", 60.0, 3000.0),
     # 15 ns with the AVX2 shuffle loop, 49 ns portable (n = 11); 30 is within 2x of both.
