@@ -38,3 +38,17 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_sessionfinish(session, exitstatus):
     # Left armed on purpose: it also covers interpreter shutdown (atexit hooks).
     faulthandler.dump_traceback_later(TEST_TIMEOUT_S, exit=True, file=sys.stderr)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _public_names_resolved():
+    """Resolve every lazily loaded public name of ``allcores`` once, before any test.
+
+    Tests patch the modules that define them (``shortcuts.map``, ...); a package
+    attribute resolved for the first time under such a patch would be cached with the
+    patched value and outlive the test.
+    """
+    import allcores
+
+    for name in allcores.__all__:
+        getattr(allcores, name)

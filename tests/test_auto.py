@@ -293,8 +293,8 @@ def _plan_with_a_pending_head(fn, rest):
     pending: Future = Future()
     pending.set_running_or_notify_cancel()
     head = Head(0, ["in the pool"], future=pending)
-    chosen = planner.Plan("serial", 1, 1, 1.0, "serial: test", None, fn, [head], rest, 1,
-                          len(rest) - 1, len(rest), None)
+    chosen = planner.Plan._with_input("serial", 1, 1, 1.0, "serial: test", None, fn, [head],
+                                      rest, 1, len(rest) - 1, len(rest), None)
     return chosen, pending
 
 

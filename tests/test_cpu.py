@@ -432,6 +432,19 @@ def test_explain_without_cgroup_limit(fake):
     assert text.endswith("limited by the affinity mask.")
 
 
+def test_explain_claims_no_limit_when_none_binds(fake, monkeypatch):
+    """A mask that allows every CPU of the machine limits nothing: "limited by the
+    affinity mask" would send a user looking for a taskset that is not there."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(ONLINE)), raising=False)
+    everything = fake.budget().explain()
+    assert everything.startswith(
+        f"{ONLINE} CPUs: machine has {ONLINE}, affinity mask allows {ONLINE}")
+    assert everything.endswith("; nothing limits it below the machine's CPUs.")
+    assert "limited by" not in everything
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)   # no mask at all
+    assert fake.budget().explain().endswith("; nothing limits it below the machine's CPUs.")
+
+
 def test_budget_is_frozen(fake):
     with pytest.raises(dataclasses.FrozenInstanceError):
         fake.budget().count = 99

@@ -16,7 +16,7 @@ import sys
 from allcores import demo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TIMELINES = ("tutorial_chunksize_1", "mandelbrot_fixed_chunks", "mandelbrot_adaptive")
+TIMELINES = [name for name, _ in demo.TIMELINES]
 DEMO_TIMEOUT_S = 120
 
 
@@ -45,6 +45,7 @@ def test_demo_end_to_end(tmp_path):
         assert str(png) in proc.stdout
         data = png.read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, name
+    assert sorted(p.name for p in out.iterdir()) == sorted(demo.OUTPUT_NAMES)
     assert "WRONG" not in proc.stdout
 
 
@@ -54,12 +55,18 @@ def test_demo_summarises_without_matplotlib(tmp_path, monkeypatch):
     args = argparse.Namespace(out=str(tmp_path / "timelines"), workers=2, quick=True)
     assert demo.run(args, out=printed) == 0
     text = printed.getvalue()
-    assert "pip install 'allcores[plot]'" in text
+    assert "matplotlib is missing" in text and 'pip install ".[plot]"' in text
     assert text.count("utilisation") == len(TIMELINES)
     assert not (tmp_path / "timelines").exists()
 
 
-def test_demo_refuses_zero_workers(tmp_path, capsys):
-    args = argparse.Namespace(out=str(tmp_path), workers=0, quick=True)
-    assert demo.run(args) == 2
-    assert "--workers" in capsys.readouterr().err
+def test_demo_refuses_zero_workers_as_argparse_does(tmp_path):
+    """The same form as bench's errors (usage, error, status 2), before anything runs
+    (tests/test_cli.py checks every bad option of every subcommand)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "allcores", "demo", "--workers", "0", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: ")
+    assert "demo: error: argument --workers: expected an integer >= 1, got: '0'" in proc.stderr
+    assert proc.stdout == ""

@@ -89,3 +89,13 @@ def test_strict_mypy_rejects_each_typical_mistake(tmp_path):
         f"lines with an error expected but none reported: {sorted(expected - reported)}; "
         f"errors on lines expected to pass: {sorted(reported - expected)}\n"
         + textwrap.indent(output, "    "))
+
+
+def test_the_native_stub_matches_the_compiled_module(tmp_path):
+    # native.pyi is written by hand: stubtest compares it with what the extension really
+    # exports (names, parameters, kinds), so a function added to ext/native.pyx without
+    # its stub, or a renamed parameter, fails here rather than in a user's type checker.
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "allcores.native"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=MYPY_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout + result.stderr

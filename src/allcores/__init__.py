@@ -1,14 +1,34 @@
 """allcores: get the most out of every CPU core.
 
-- ``allcores.map`` / ``imap`` / ``imap_unordered`` and ``allcores.Pool``: run a function
-  over an iterable in chunks, on processes, threads or serially; streaming, bounded,
-  and never hanging when a worker dies.
+- ``allcores.map`` / ``imap`` / ``imap_unordered``: run a function over an iterable in
+  chunks on a warm pool, on processes, threads or serially (``backend="auto"``
+  measures the function and picks the fastest; ``allcores.plan`` says why);
+  streaming, bounded, and never hanging when a worker dies.
+- ``allcores.Pool`` (a drop-in for ``multiprocessing.Pool``) and ``allcores.Executor``
+  (a ``concurrent.futures.Executor``): the same engine, on a pool of your own.
 - ``allcores.cpu_count()``: the CPUs this process may really use.
 - ``insights=True`` on a pool or a call: who ran which chunk when, summed up by
   ``pool.insights()`` / ``allcores.insights()`` and drawn as a timeline
   (``allcores.timeline``).
 - ``allcores.kernels``: compute-heavy kernels, compiled (``allcores.native``, GIL-free)
-  with pure-Python twins (``allcores.pure``).
+  with pure-Python twins (``allcores.pure``); ``allcores.blocks`` runs your own
+  kernels the same way.
+- ``allcores.errors``: every exception of allcores' own (``AllcoresError`` and its
+  subclasses).
+
+Examples
+--------
+>>> import math, allcores
+>>> allcores.map(math.sqrt, [1, 4, 9])
+[1.0, 2.0, 3.0]
+>>> with allcores.Pool(workers=2) as pool:
+...     sorted(pool.imap_unordered(abs, [-3, 1, -2]))
+[1, 2, 3]
+>>> allcores.cpu_count() >= 1
+True
+
+In a script, code that starts work belongs under ``if __name__ == "__main__":``:
+worker processes (``spawn`` and ``forkserver`` start methods) import the script.
 
 The public names are loaded on first use (PEP 562 ``__getattr__``), not by
 ``import allcores``: a process worker imports ``allcores._worker``, hence this package,

@@ -100,9 +100,36 @@ class _Combiners:
 
 
 class sliced:  # noqa: N801  (a marker, used like a function)
-    """Wrap an array argument of :func:`fill` or :func:`reduce` so that each block gets
-    only its rows ``array[a:b]``: a view where the block runs in the caller's process, a
-    copy of just those rows in a worker process (through shared memory) or on Dask."""
+    """Mark an array argument of :func:`fill` or :func:`reduce` to be read by rows.
+
+    Each block ``[a, b)`` then gets only its rows ``array[a - start:b - start]``
+    (``array[a:b]`` for :func:`fill`): a view where the block runs in the caller's
+    process (serially, on threads), a copy of just those rows in a worker process
+    (read from shared memory, where the array is copied once, on first need) or on a
+    Dask worker (carried with the block).
+
+    Parameters
+    ----------
+    array : array_like
+        The input, at least one-dimensional, with one row per index of the range.
+
+    Raises
+    ------
+    ValueError
+        ``array`` is a scalar. (:func:`fill` and :func:`reduce` also refuse an array
+        whose length is not the range's.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from allcores import blocks
+    >>> values = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    >>> def largest(a, b, rows):
+    ...     return int(rows.max())
+    >>> blocks.reduce(largest, 0, len(values), args=(blocks.sliced(values),),
+    ...               combine="max", workers=2, backend="thread")
+    9
+    """
 
     __slots__ = ("array",)
 
@@ -117,9 +144,34 @@ class sliced:  # noqa: N801  (a marker, used like a function)
 
 
 class BlockPlan(NamedTuple):
-    """How a call runs: ``backend`` ("auto": the map planner decides), ``workers``, the
-    ``blocks`` ``[a, b)`` still to run, and the cost per index it went by (seconds;
-    measured or given)."""
+    """How a call of :func:`fill` or :func:`reduce` runs, as :func:`plan_blocks` tells.
+
+    A named tuple; :func:`plan_blocks` makes them.
+
+    Parameters
+    ----------
+    backend : str
+        ``"serial"``, ``"thread"``, ``"process"`` or ``"dask"``, or ``"auto"`` when
+        :func:`allcores.map`'s planner is to decide by measuring.
+    workers : int
+        The number of workers.
+    blocks : list of (int, int)
+        The blocks ``[a, b)`` still to run, in order.
+    cost : float or None
+        The seconds per index the plan went by (given or measured; None: unknown).
+
+    Examples
+    --------
+    >>> from allcores import blocks
+    >>> def count(a, b):
+    ...     return b - a
+    >>> plan = blocks.plan_blocks(count, 0, 100, cost=1e-4, workers=2, backend="thread")
+    >>> plan
+    BlockPlan(backend='thread', workers=2, blocks=[(0, 20), (20, 40), (40, 60),
+    (60, 80), (80, 100)], cost=0.0001)
+    >>> plan.backend, len(plan.blocks)
+    ('thread', 5)
+    """
 
     backend: str
     workers: int
@@ -128,7 +180,27 @@ class BlockPlan(NamedTuple):
 
 
 def split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` cut into ``count`` consecutive pieces of (nearly) equal size."""
+    """Cut ``[start, stop)`` into ``count`` consecutive pieces of (nearly) equal size.
+
+    Parameters
+    ----------
+    start, stop : int
+        The range, ``start <= stop``.
+    count : int
+        How many pieces, ``>= 1``.
+
+    Returns
+    -------
+    list of (int, int)
+        The pieces ``[a, b)`` in order; they cover the range exactly once, and their
+        sizes differ by one at most.
+
+    Examples
+    --------
+    >>> from allcores import blocks
+    >>> blocks.split(0, 10, 3)
+    [(0, 3), (3, 6), (6, 10)]
+    """
     size = stop - start
     return [(start + size * i // count, start + size * (i + 1) // count)
             for i in range(count)]
@@ -137,11 +209,65 @@ def split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
 def plan_blocks(fn: Callable[..., Any], start: int, stop: int, *, cost: float | None,
                 workers: int, backend: str, min_block: int = 1,
                 measured: bool = False) -> BlockPlan:
-    """The backend and blocks for ``[start, stop)`` at ``cost`` seconds per index (None:
-    unknown). Under ``backend="auto"``, a function not marked as releasing the GIL runs
-    on processes when ``cost`` was given, and on what the map planner decides (it
-    measures whether threads pay) when the cost is unknown or was ``measured`` by a
-    probe. See the module docstring."""
+    """The backend and the blocks that :func:`fill` and :func:`reduce` would use.
+
+    Nothing runs: this shows what a call would do, given its cost.
+
+    Parameters
+    ----------
+    fn : callable
+        The block function (only whether it is marked with :func:`allcores.nogil`
+        matters here).
+    start, stop : int
+        The index range.
+    cost : float or None
+        Seconds per index; ``None``: unknown.
+    workers : int
+        The number of workers.
+    backend : {"auto", "thread", "process", "serial", "dask"}
+        As for :func:`reduce`.
+    min_block : int, optional
+        The fewest indexes a block may have; default 1.
+    measured : bool, optional
+        Whether ``cost`` was measured by running blocks rather than given; default
+        False.
+
+    Returns
+    -------
+    BlockPlan
+        The backend (``"auto"``: left to :func:`allcores.map`'s measurement), the
+        workers, the blocks and the cost.
+
+    Notes
+    -----
+    About 8 blocks per worker, so that the last ones to finish are short; none with
+    less estimated work than 2 ms on threads (10 ms on processes), so that dispatch
+    stays a few percent; none under ``min_block`` indexes. Under ``backend="auto"``, a
+    job estimated under 4 ms (20 ms for processes) runs serially, and so does a plan
+    of one block. A function not marked as releasing the GIL runs on processes when
+    ``cost`` was given, and on what :func:`allcores.map` decides (it measures whether
+    threads pay) when the cost is unknown or was ``measured``. An explicit
+    ``backend``, ``ALLCORES_BACKEND``, and a call from inside an allcores worker
+    (serial) win.
+
+    Examples
+    --------
+    >>> import allcores
+    >>> from allcores import blocks
+    >>> def count(a, b):
+    ...     return b - a
+    >>> plan = blocks.plan_blocks(count, 0, 10**9, cost=1e-8, workers=2, backend="auto")
+    >>> plan.backend, len(plan.blocks), plan.blocks[0]
+    ('process', 16, (0, 62500000))
+    >>> @allcores.nogil
+    ... def count_natively(a, b):
+    ...     return b - a
+    >>> blocks.plan_blocks(count_natively, 0, 10**9, cost=1e-8, workers=2,
+    ...                    backend="auto").backend
+    'thread'
+    >>> blocks.plan_blocks(count, 0, 1_000, cost=1e-8, workers=2, backend="auto")
+    BlockPlan(backend='serial', workers=2, blocks=[(0, 1000)], cost=1e-08)
+    """
     settled = settled_backend(backend)
     chosen = settled
     if chosen is None:
@@ -191,11 +317,106 @@ def reduce(fn: Callable[..., Any], start: int, stop: int, *, args: Iterable[Any]
            combine: Combine = "sum", min_block: int = 1, cost: float | None = None,
            workers: int | None = None, backend: str = "auto", progress: bool = False,
            insights: bool = False) -> Any:
-    """``combine([fn(a, b, *args) for each block [a, b) of [start, stop)])``.
+    """Run ``fn`` over blocks of ``[start, stop)`` on every core and combine their values.
 
-    ``combine``: ``"sum"``, ``"min"``, ``"max"``, or a function of the list of the
-    blocks' values in block order. An empty range raises ValueError (there is nothing
-    to combine). See the module docstring for blocks, backends and ``cost``."""
+    The result is ``combine([fn(a, b, *args) for each block [a, b)])``: the blocks are
+    consecutive, cover the range once, and their values are combined in block order.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(a, b, *args)``: the value of the block ``[a, b)``.
+    start, stop : int
+        The index range, ``start < stop`` (an empty range has nothing to combine).
+    args : iterable, optional
+        More arguments for ``fn``, the same for every block; an array wrapped in
+        :class:`sliced` reaches each block as its rows ``array[a - start:b - start]``.
+    combine : {"sum", "min", "max"} or callable, optional
+        How the blocks' values become the result: ``"sum"`` (the default, with ``+``),
+        ``"min"``, ``"max"``, or a function of the list of values, in block order.
+    min_block : int, optional
+        The fewest indexes a block may have (``>= 1``; default 1): for a function
+        whose blocks must be at least this wide, or that is not worth calling on less.
+    cost : float, optional
+        Estimated seconds of work per index (``> 0``; within a factor of two is
+        enough). Given, the blocks and the backend are planned before anything runs;
+        default ``None``: the first blocks run in the caller, each twice as long as
+        the last, until one takes about 2 ms (or they have done a block's share), and
+        measure it (their results count).
+    workers : int, optional
+        The most workers to use (``>= 1``); default ``None``:
+        :func:`allcores.cpu_count`, the CPUs this process may use.
+    backend : {"auto", "thread", "process", "serial", "dask"}, optional
+        Where the blocks run. ``"auto"`` (the default): serially in the caller when the
+        whole job is estimated at a few milliseconds; else on threads for a function
+        marked with :func:`allcores.nogil` (it releases the GIL); else on worker
+        processes when ``cost`` was given, and, when the cost was measured, as
+        :func:`allcores.map` decides by timing two blocks on two threads against one.
+        ``ALLCORES_BACKEND``, when set, replaces ``"auto"``. ``"thread"``,
+        ``"process"`` and ``"serial"`` force one; ``"dask"`` runs the blocks on a Dask
+        cluster (the ``dask`` extra). Called from inside an allcores worker, every
+        block runs serially.
+    progress : bool, optional
+        Show a progress bar on stderr, one step per block (as :func:`allcores.map`).
+    insights : bool, optional
+        Record where and when each block ran; :func:`allcores.insights` then returns
+        the summary.
+
+    Returns
+    -------
+    object
+        What ``combine`` makes of the blocks' values.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not callable; ``start``, ``stop``, ``min_block`` or ``workers`` is
+        not an integer; ``args`` is not an iterable of arguments; ``cost`` is not a
+        real number; ``progress`` or ``insights`` is not a bool; ``combine`` is neither
+        a name nor callable.
+    ValueError
+        The range is empty (``stop <= start``); ``min_block``, ``workers`` or ``cost``
+        is out of range; ``combine`` or ``backend`` is not one of its names; a
+        :class:`sliced` array's length is not the range's.
+    Exception
+        Whatever ``fn`` or ``combine`` raises (from ``fn``, with a note naming the
+        block).
+
+    Notes
+    -----
+    Everything is checked before any block runs. With integer values (and
+    ``"sum"``, ``"min"``, ``"max"`` or any exact ``combine``) the result is the same
+    for every split, backend and number of workers; float sums may differ in the last
+    bits, as any change of summation order does.
+
+    On worker processes ``fn``, its ``args`` and its results are pickled: ``fn`` must
+    be importable (a module-level function, or a :func:`functools.partial` of one); on
+    threads and serially anything callable goes. A block that raises fails the call
+    with that exception, a note naming the block's bounds; a worker process that dies in
+    a block is replaced and the block run again (once), so the result stays exact, and
+    :class:`allcores.WorkerCrashedError` is raised if it dies again.
+
+    Examples
+    --------
+    >>> from allcores import blocks
+    >>> def count_multiples(a, b, k):
+    ...     return sum(1 for i in range(a, b) if i % k == 0)
+    >>> blocks.reduce(count_multiples, 0, 1_000, args=(3,))
+    334
+    >>> blocks.reduce(count_multiples, 0, 100_000, args=(7,), workers=2,
+    ...               backend="thread")
+    14286
+
+    A combine of your own, as the fannkuch kernel has (sums of one part, the largest of
+    the other):
+
+    >>> def squares(a, b):
+    ...     return sum(i * i for i in range(a, b)), (b - 1) ** 2
+    >>> def both(parts):
+    ...     return sum(p[0] for p in parts), max(p[1] for p in parts)
+    >>> blocks.reduce(squares, 0, 2_000, combine=both, workers=2, backend="thread")
+    (2664667000, 3996001)
+    """
     options = _Options.check(fn, start, stop, args, min_block, cost, workers, backend,
                              progress, insights)
     if isinstance(combine, str):
@@ -216,11 +437,111 @@ def fill(fn: Callable[..., Any], shape: int | tuple[int, ...], dtype: Any = np.f
          args: Iterable[Any] = (), min_block: int = 1, cost: float | None = None,
          workers: int | None = None, backend: str = "auto", progress: bool = False,
          insights: bool = False) -> npt.NDArray[Any]:
-    """A new array of ``shape`` and ``dtype`` (zeros to start with) whose rows ``[a, b)``
-    are written by ``fn(a, b, rows, *args)``, ``rows`` being those rows (a writable
-    array of shape ``(b - a, *shape[1:])``; what ``fn`` returns is ignored).
+    """Make an array whose rows are written by ``fn``, block by block, on every core.
 
-    The blocks split the first dimension, ``[0, shape[0])``. See the module docstring."""
+    The result is a new array of ``shape`` and ``dtype``, zeros to start with; for each
+    block ``[a, b)`` of its first dimension, ``fn(a, b, rows, *args)`` writes
+    ``result[a:b]`` into ``rows``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(a, b, rows, *args)``: writes rows ``[a, b)`` of the result into ``rows``, a
+        writable array of shape ``(b - a, *shape[1:])``; what it returns is ignored.
+    shape : int or tuple of int
+        The result's shape (at least one dimension, each ``>= 0``); blocks split
+        ``range(shape[0])``.
+    dtype : numpy dtype, optional
+        The result's dtype (default ``float64``); not ``object``, which cannot be shared
+        with worker processes.
+    args : iterable, optional
+        More arguments for ``fn``, the same for every block; an array wrapped in
+        :class:`sliced` (of length ``shape[0]``) reaches each block as its rows
+        ``array[a:b]``.
+    min_block : int, optional
+        The fewest indexes a block may have (``>= 1``; default 1): for a function
+        whose blocks must be at least this wide, or that is not worth calling on less.
+    cost : float, optional
+        Estimated seconds of work per index (``> 0``; within a factor of two is
+        enough). Given, the blocks and the backend are planned before anything runs;
+        default ``None``: the first blocks run in the caller, each twice as long as
+        the last, until one takes about 2 ms (or they have done a block's share), and
+        measure it (their results count).
+    workers : int, optional
+        The most workers to use (``>= 1``); default ``None``:
+        :func:`allcores.cpu_count`, the CPUs this process may use.
+    backend : {"auto", "thread", "process", "serial", "dask"}, optional
+        Where the blocks run. ``"auto"`` (the default): serially in the caller when the
+        whole job is estimated at a few milliseconds; else on threads for a function
+        marked with :func:`allcores.nogil` (it releases the GIL); else on worker
+        processes when ``cost`` was given, and, when the cost was measured, as
+        :func:`allcores.map` decides by timing two blocks on two threads against one.
+        ``ALLCORES_BACKEND``, when set, replaces ``"auto"``. ``"thread"``,
+        ``"process"`` and ``"serial"`` force one; ``"dask"`` runs the blocks on a Dask
+        cluster (the ``dask`` extra). Called from inside an allcores worker, every
+        block runs serially.
+    progress : bool, optional
+        Show a progress bar on stderr, one step per block (as :func:`allcores.map`).
+    insights : bool, optional
+        Record where and when each block ran; :func:`allcores.insights` then returns
+        the summary.
+
+    Returns
+    -------
+    numpy.ndarray
+        The result, of ``shape`` and ``dtype``.
+
+    Raises
+    ------
+    TypeError
+        ``dtype`` is not a numpy dtype or holds Python objects; ``shape`` is
+        not an integer or a tuple of them; ``min_block`` or ``workers`` is not an
+        integer; ``fn`` is not callable;
+        ``args`` is not an iterable of arguments; ``cost`` is not a real number;
+        ``progress`` or ``insights`` is not a bool.
+    ValueError
+        ``shape`` has no dimension or a negative one; ``min_block``, ``workers`` or
+        ``cost`` is out of range; ``backend`` is not one of its names; a
+        :class:`sliced` array's length is not ``shape[0]``.
+    Exception
+        Whatever ``fn`` raises, with a note naming the block.
+
+    Notes
+    -----
+    Everything is checked before any block runs. ``rows`` is a view of the result
+    itself on threads and serially (written in place, nothing copied); on worker
+    processes a private array, copied through shared memory into the result once the
+    block is done; on Dask workers, returned and put in place by the caller. Either way
+    a block never writes outside its rows, so the result is the same for every split,
+    backend and number of workers.
+
+    On worker processes ``fn``, its ``args`` and its results are pickled: ``fn`` must
+    be importable (a module-level function, or a :func:`functools.partial` of one); on
+    threads and serially anything callable goes. A block that raises fails the call
+    with that exception, a note naming the block's bounds; a worker process that dies in
+    a block is replaced and the block run again (once), so the result stays exact, and
+    :class:`allcores.WorkerCrashedError` is raised if it dies again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from allcores import blocks
+    >>> def table_rows(a, b, rows, width):
+    ...     rows[:] = np.arange(a * width, b * width).reshape(b - a, width)
+    >>> blocks.fill(table_rows, (4, 3), np.int64, args=(3,))
+    array([[ 0,  1,  2],
+           [ 3,  4,  5],
+           [ 6,  7,  8],
+           [ 9, 10, 11]])
+
+    An input read by rows, on two threads:
+
+    >>> def doubled(a, b, rows, values):
+    ...     np.multiply(values, 2, out=rows)
+    >>> blocks.fill(doubled, 6, args=(blocks.sliced(np.arange(6.0)),), workers=2,
+    ...             backend="thread")
+    array([ 0.,  2.,  4.,  6.,  8., 10.])
+    """
     if isinstance(shape, (tuple, list)):
         shape = tuple(check.integer("shape", n, min=0) for n in shape)
     else:

@@ -37,6 +37,13 @@ the process's cgroup up to the mount's root is read and the smallest quota wins.
 Any file that is missing, unreadable or garbled means "no limit from this source":
 this module never raises because of the system it runs on, only because of a bad
 ``ALLCORES_WORKERS``.
+
+Examples
+--------
+>>> import os
+>>> from allcores.cpu import cpu_count
+>>> 1 <= cpu_count() <= (os.cpu_count() or 1)
+True
 """
 
 from __future__ import annotations
@@ -90,6 +97,20 @@ class CpuBudget:
         Which limit gave ``count``: ``"override"``, ``"cgroup"``, ``"affinity"`` or
         ``"online"``. When several give the same number, the earlier in this list
         is named: it is the more deliberate choice.
+
+    See Also
+    --------
+    cpu_budget : this process's budget.
+    cpu_count : its ``count``.
+
+    Examples
+    --------
+    >>> from allcores.cpu import CpuBudget
+    >>> budget = CpuBudget(count=2, online=8, affinity=8, cgroup_quota=1.5,
+    ...                    cgroup_file="/sys/fs/cgroup/cpu.max", override=None,
+    ...                    limited_by="cgroup")
+    >>> budget.count
+    2
     """
 
     count: int
@@ -108,7 +129,18 @@ class CpuBudget:
         str
             For example ``"2 CPUs: machine has 8, affinity mask allows 4, cgroup
             quota allows 1.5 (rounded up to 2, from /sys/fs/cgroup/cpu.max),
-            ALLCORES_WORKERS not set; limited by the cgroup quota."``
+            ALLCORES_WORKERS not set; limited by the cgroup quota."``. When no limit
+            is below the machine's CPUs it ends ``"nothing limits it below the
+            machine's CPUs."`` instead.
+
+        Examples
+        --------
+        >>> from allcores.cpu import CpuBudget
+        >>> budget = CpuBudget(count=2, online=8, affinity=8, cgroup_quota=1.5,
+        ...                    cgroup_file="/sys/fs/cgroup/cpu.max", override=None,
+        ...                    limited_by="cgroup")
+        >>> print(budget.explain())
+        2 CPUs: machine has 8, ... cgroup quota allows 1.5 ...; limited by the cgroup quota.
         """
         cpus = "CPU" if self.count == 1 else "CPUs"
         parts = [
@@ -119,8 +151,17 @@ class CpuBudget:
             if self.override is not None
             else f"{WORKERS_ENV} not set",
         ]
-        limit = _SOURCE_NAMES[self.limited_by]
-        return f"{self.count} {cpus}: {', '.join(parts)}; limited by {limit}."
+        return f"{self.count} {cpus}: {', '.join(parts)}; {self._verdict()}."
+
+    def _verdict(self) -> str:
+        # The mask (or the machine size) is always the ceiling; it only *limits* when it
+        # allows fewer CPUs than the machine has.
+        unlimited = (self.limited_by == "online"
+                     or (self.limited_by == "affinity" and self.online is not None
+                         and self.affinity is not None and self.affinity >= self.online))
+        if unlimited:
+            return "nothing limits it below the machine's CPUs"
+        return f"limited by {_SOURCE_NAMES[self.limited_by]}"
 
     def _cgroup_part(self) -> str:
         if self.cgroup_quota is None:
@@ -159,6 +200,22 @@ def cpu_count() -> int:
     ------
     ValueError
         If ``ALLCORES_WORKERS`` is set to anything but a positive integer.
+
+    See Also
+    --------
+    cpu_budget : every limit, and which one decided.
+
+    Notes
+    -----
+    The affinity mask and ``ALLCORES_WORKERS`` are read at every call; the cgroup
+    quota and the online count are kept for a second. ``allcores info`` prints the
+    budget with its reasons.
+
+    Examples
+    --------
+    >>> import os, allcores
+    >>> 1 <= allcores.cpu_count() <= (os.cpu_count() or 1)
+    True
     """
     return cpu_budget().count
 
@@ -184,6 +241,17 @@ def cpu_budget(*, proc_root: str = "/proc", environ: Mapping[str, str] | None = 
     ------
     ValueError
         If ``ALLCORES_WORKERS`` is set to anything but a positive integer.
+
+    Examples
+    --------
+    >>> from allcores.cpu import cpu_budget
+    >>> budget = cpu_budget(environ={"ALLCORES_WORKERS": "1"})
+    >>> budget.count, budget.override, budget.limited_by
+    (1, 1, 'override')
+    >>> cpu_budget(environ={"ALLCORES_WORKERS": "many"})
+    Traceback (most recent call last):
+    ...
+    ValueError: ALLCORES_WORKERS: expected a positive integer, got: 'many'
     """
     if proc_root == "/proc" and environ is None:
         return _this_process_budget()

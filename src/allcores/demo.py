@@ -10,8 +10,10 @@ pool, then draws who ran what, and when, for three ways of cutting work into chu
    cost far more than the rest, and one worker is left with most of them (a straggler);
 3. allcores' adaptive chunks on the same rows: the workers finish together.
 
-Each timeline is a PNG (matplotlib: ``pip install 'allcores[plot]'``); the summary of
-each is printed either way.
+Each timeline is a PNG in ``--out`` (matplotlib: ``pip install ".[plot]"`` from a
+checkout); the summary of each is printed either way. The folder is checked (created,
+written into) before anything runs, and the PNGs of an earlier demo there are removed
+first (``OUTPUT_NAMES``; nothing else is touched).
 """
 
 from __future__ import annotations
@@ -26,9 +28,17 @@ import numpy as np
 
 import allcores
 from allcores import native
+from allcores._cli_options import (
+    check_backend_variable,
+    columns,
+    paragraph,
+    positive_int,
+    prepare_output_folder,
+    workers_option,
+)
 from allcores.bench.workloads import TIMELINE_IMAGE, mandelbrot_row, spin
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "check_arguments", "run"]
 
 # Upper bounds for "primes below n", in an order that makes their costs (about 1 ns per
 # number) uneven from one item to the next, so that completion order shows.
@@ -40,21 +50,64 @@ CHEAP_ITERATIONS = 200
 QUICK_FACTOR = 10
 
 
+# The timelines, in the order they are drawn: (file name without .png, what it shows).
+TIMELINES = (
+    ("tutorial_chunksize_1", "the tutorial's chunksize=1 on cheap work: dispatch gaps"),
+    ("mandelbrot_fixed_chunks", "mandelbrot rows, one fixed chunk per worker: a straggler"),
+    ("mandelbrot_adaptive", "the same rows, allcores' adaptive chunks: workers finish "
+                            "together"),
+)
+# Every file the demo writes into --out: a run removes these (and only these) first.
+OUTPUT_NAMES = tuple(f"{name}.png" for name, _ in TIMELINES)
+
+# For --help: plain text (argparse prints it as it is).
+DESCRIPTION = (
+    "The classic multiprocessing tutorial, replayed with real work, and seen: "
+    "imap vs imap_unordered on a native kernel (input order vs completion order), "
+    "then timelines of who ran what, and when, for three ways of cutting work into "
+    "chunks, with a one-line summary of each.")
+
+
+def _epilog() -> str:
+    return "\n".join([
+        paragraph("writes into --out (created if missing), where matplotlib is installed "
+                  "(without it, only the summaries are printed):"),
+        *columns((f"{name}.png", what) for name, what in TIMELINES),
+        paragraph("An earlier demo's PNGs there are removed first; other files are kept."),
+        "",
+        paragraph("Exit status: 0; 1 if the strategies computed different results; 2 for "
+                  "a usage error (checked before anything runs)."),
+    ])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options; also sets the parser's epilog (what it writes)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = paragraph(parser.description or DESCRIPTION)
+    parser.epilog = _epilog()
     parser.add_argument("--out", default="allcores-demo", metavar="DIR",
                         help="folder for the timeline PNGs (default: allcores-demo)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="workers (default: allcores.cpu_count())")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="workers (default: allcores.cpu_count(); more is allowed, "
+                             "with a warning)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_FACTOR} times less work (a few seconds in all)")
 
 
+def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Everything that can be checked before the demo runs: ``--workers`` against the
+    usable CPUs (a warning above them), ``ALLCORES_WORKERS`` / ``ALLCORES_BACKEND``, and
+    ``--out`` (created, written into, cleared of an earlier demo's PNGs). A problem is
+    ``parser.error``: usage, error, exit status 2."""
+    check_backend_variable(parser)
+    args.workers = workers_option(parser, args.workers)
+    prepare_output_folder(parser, args.out, OUTPUT_NAMES)
+
+
 def run(args: argparse.Namespace, out=sys.stdout) -> int:
-    """Run the demo; return the exit status (1 if a result was wrong)."""
+    """Run the demo with options checked by :func:`check_arguments`; return the exit
+    status (1 if a result was wrong)."""
     workers = allcores.cpu_count() if args.workers is None else args.workers
-    if workers < 1:
-        print(f"--workers: expected an integer >= 1, got: {workers}", file=sys.stderr)
-        return 2
     shrink = QUICK_FACTOR if args.quick else 1
 
     def say(text: str = "") -> None:
@@ -68,7 +121,8 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         plots = True
     except ImportError:
         plots = False
-        say("\n(timelines are summed up below but not drawn: pip install 'allcores[plot]')")
+        say("\n(timelines are summed up below but not drawn: matplotlib is missing; "
+            "pip install \".[plot]\" from a checkout, or pip install matplotlib)")
     images = []
     for name, title, summary, image in _timelines(workers, shrink):
         say(f"\n{title}\n  {_one_line(summary)}")
@@ -111,7 +165,7 @@ def _timelines(workers: int, shrink: int):
         pool.map(spin, [1] * workers, chunksize=1)  # start the workers: not in the picture
         pool.insights(reset=True)
         list(pool.imap(spin, cheap, chunksize=1))
-        yield ("tutorial_chunksize_1",
+        yield (TIMELINES[0][0],
                f"the tutorial's Pool.imap(f, items, chunksize=1): {len(cheap):,} items of "
                "a few us each on processes",
                pool.insights(), None)
@@ -122,9 +176,9 @@ def _timelines(workers: int, shrink: int):
     static = math.ceil(len(rows) / workers)
     with allcores.Pool(workers, backend="thread", insights=True) as pool:
         for name, chunksize, title in [
-            ("mandelbrot_fixed_chunks", static,
+            (TIMELINES[1][0], static,
              f"mandelbrot rows, a fixed chunksize={static} (one chunk per worker)"),
-            ("mandelbrot_adaptive", None, "mandelbrot rows, allcores' adaptive chunks"),
+            (TIMELINES[2][0], None, "mandelbrot rows, allcores' adaptive chunks"),
         ]:
             pool.insights(reset=True)
             computed = np.vstack(pool.map(row, rows, chunksize=chunksize))
@@ -132,9 +186,11 @@ def _timelines(workers: int, shrink: int):
 
 
 def _one_line(summary) -> str:
-    smallest, median, largest = summary.chunk_sizes()
+    from allcores._timeline_plot import chunk_sizes_text   # no matplotlib needed
+
     between = sum(w.between_s for w in summary.per_worker)
     return (f"wall {summary.wall_s:.3f} s, utilisation {summary.utilisation:.0%}; "
-            f"{summary.chunks:,} chunks of {smallest:,}-{largest:,} items; "
+            f"{summary.chunks:,} chunk{'s' if summary.chunks != 1 else ''}, "
+            f"{chunk_sizes_text(*summary.chunk_sizes())}; "
             f"idle between chunks {between:.3f} s (all workers), "
             f"longest wait at the end {summary.tail_idle_s:.3f} s")

@@ -101,10 +101,43 @@ UNKNOWN_LENGTH_ITEMS = 10_000
 
 
 def nogil(fn: Callable[P, R]) -> Callable[P, R]:
-    """Mark ``fn`` as releasing the GIL for most of its run (it calls native code that
-    does), so that ``backend="auto"`` weighs threads for it even before timing them.
-    Returns ``fn`` itself (a builtin, which takes no attributes: a wrapper with its
-    signature)."""
+    """Mark ``fn`` as releasing the GIL for most of its run.
+
+    For a function that calls native code which releases the GIL (a Cython
+    ``with nogil:`` block, numba's ``nogil=True``, most of numpy's heavy operations):
+    ``backend="auto"`` then weighs threads for it even before timing them, and the
+    block API (``allcores.blocks``) runs it on threads. Usable as a decorator. It
+    changes nothing about how the function runs.
+
+    Parameters
+    ----------
+    fn : callable
+        The function to mark.
+
+    Returns
+    -------
+    callable
+        ``fn`` itself, marked; for a builtin, which takes no attributes, a marked
+        wrapper with its signature.
+
+    Notes
+    -----
+    A function marked wrongly (it holds the GIL) still gives the right results; only
+    threads run it no faster than one. The native kernels of ``allcores.native`` need
+    no mark.
+
+    Examples
+    --------
+    >>> import zlib, allcores
+    >>> @allcores.nogil
+    ... def checksum(data):
+    ...     return zlib.crc32(data)  # zlib releases the GIL on large buffers
+    >>> checksum(b"allcores")
+    1902608238
+    >>> from allcores.planner import releases_gil
+    >>> releases_gil(checksum), releases_gil(len)
+    (True, False)
+    """
     try:
         fn.__allcores_nogil__ = True
     except (AttributeError, TypeError):  # builtins take no attributes: wrap them
@@ -133,13 +166,18 @@ def releases_gil(fn: Callable) -> bool:
 
 
 def backend_override() -> str | None:
-    """The backend named by ``ALLCORES_BACKEND``, or None when it is unset."""
+    """The backend named by ``ALLCORES_BACKEND``, or None when it is unset (or "auto").
+
+    Read at each call, never at import: a bad value cannot break ``import allcores``;
+    it is a ValueError (naming the variable and the values it takes) from the first
+    call that would run on it, and a usage error from ``allcores bench`` / ``demo``.
+    """
     name = os.environ.get(BACKEND_ENV, "").strip()
     if not name or name == AUTO:
         return None
     if name not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV}: expected one of {sorted(BACKENDS)} or 'auto', "
-                         f"got: {name!r}")
+        raise ValueError(f"{BACKEND_ENV}: expected one of {', '.join(sorted(BACKENDS))} "
+                         f"or auto, got: {name!r}")
     return name
 
 
@@ -164,10 +202,29 @@ def settled_backend(backend: str) -> str | None:
 # --- the plan ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
 class Plan(Generic[R]):
-    """How ``allcores.map(fn, iterable)`` runs, and why: a value that
-    :meth:`map` / :meth:`imap` execute exactly as it says.
+    """How ``allcores.map(fn, iterable)`` runs, and why.
+
+    What :func:`allcores.plan` returns: a value that :meth:`map` and :meth:`imap`
+    execute exactly as it says. The items the planner ran to measure the function stay
+    with it, with their results: :meth:`map` and :meth:`imap` hand those back first,
+    then run the rest of the input. Made by :func:`allcores.plan`; one made by hand
+    has no input to run.
+
+    Parameters
+    ----------
+    backend : str
+        ``"serial"``, ``"thread"`` or ``"process"`` (any backend when forced).
+    workers : int
+        Workers the parallel backends use (1 for serial).
+    chunksize : int
+        Items in the first chunk, or the ``chunksize`` asked for.
+    predicted_speedup : float
+        Predicted serial time over the time with this plan's backend.
+    reason : str
+        Why this backend: the measured costs and the prediction, in words.
+    seconds_per_item : float, optional
+        The measured cost of one item.
 
     Attributes
     ----------
@@ -182,36 +239,86 @@ class Plan(Generic[R]):
         Predicted serial time / time with this plan's backend (1.0 for serial).
     reason : str
         A sentence a person can read: the measured costs and the prediction.
-    seconds_per_item : float | None
+    seconds_per_item : float or None
         The measured (or remembered) cost of one item; None if nothing was measured.
+    sampled_results : list
+        The results of the items the planner ran itself, in input order.
 
-    The items that were run to make the plan stay with it, with their results:
-    :meth:`map` and :meth:`imap` hand those back first, then run the rest. For a one-shot
-    iterator (a generator), run the plan rather than iterating the input again: the
-    sampled items have already been read from it.
+    See Also
+    --------
+    plan : makes a Plan.
+
+    Notes
+    -----
+    For a one-shot iterator (a generator), run the plan rather than iterating the input
+    again: the sampled items have already been read from it.
+
+    Examples
+    --------
+    With one worker, nothing can beat serial:
+
+    >>> import allcores
+    >>> chosen = allcores.plan(abs, range(-1000, 1000), workers=1)
+    >>> chosen.backend
+    'serial'
+    >>> chosen.reason
+    'serial: ... us per item (...), ... items left; ...'
+    >>> chosen.map()[:3]
+    [1000, 999, 998]
     """
 
+    #: ``"serial"``, ``"thread"`` or ``"process"`` (any backend when forced).
     backend: str
+    #: Workers the parallel backends use (1 for serial).
     workers: int
+    #: Items in the first chunk, or the ``chunksize`` asked for.
     chunksize: int
+    #: Predicted serial time / time with this plan's backend (1.0 for serial).
     predicted_speedup: float
-    # The reason, or a function that words it: formatting floats costs microseconds,
-    # which a 10-item map should not pay for a sentence nobody reads.
-    _reason: str | Callable[[], str] = dataclasses.field(repr=False)
-    seconds_per_item: float | None = None
-    _fn: Callable | None = dataclasses.field(default=None, repr=False)
-    _head: list[Head] = dataclasses.field(default_factory=list, repr=False)
-    _rest: Iterable = dataclasses.field(default=(), repr=False)
-    _first_item: int = dataclasses.field(default=0, repr=False)  # input index of _rest[0]
-    _rest_length: int | None = dataclasses.field(default=None, repr=False)
-    _total: int | None = dataclasses.field(default=None, repr=False)  # items in the input
-    _fixed_chunksize: int | None = dataclasses.field(default=None, repr=False)
-    # retries= and timeout= of the pool the rest runs on, when asked for (None: default)
-    _retries: int | None = dataclasses.field(default=None, repr=False)
-    _timeout: float | None = dataclasses.field(default=None, repr=False)
+    #: The measured (or remembered) cost of one item; None if nothing was measured.
+    seconds_per_item: float | None
+
+    def __init__(self, backend: str, workers: int, chunksize: int,
+                 predicted_speedup: float, reason: str,
+                 seconds_per_item: float | None = None) -> None:
+        self.backend = backend
+        self.workers = workers
+        self.chunksize = chunksize
+        self.predicted_speedup = predicted_speedup
+        # The reason, or a function that words it: formatting floats costs microseconds,
+        # which a 10-item map should not pay for a sentence nobody reads.
+        self._reason: str | Callable[[], str] = reason
+        self.seconds_per_item = seconds_per_item
+        # What running the plan needs, set by the planner (_with_input): not part of the
+        # constructor's signature, which shows what a reader of a plan meets.
+        self._fn: Callable | None = None
+        self._head: list[Head] = []
+        self._rest: Iterable = ()
+        self._first_item = 0                        # input index of _rest[0]
+        self._rest_length: int | None = None
+        self._total: int | None = None              # items in the input
+        self._fixed_chunksize: int | None = None
+        # retries= and timeout= of the pool the rest runs on, when asked for (None: default)
+        self._retries: int | None = None
+        self._timeout: float | None = None
+
+    @classmethod
+    def _with_input(cls, backend: str, workers: int, chunksize: int,
+                    predicted_speedup: float, reason: str | Callable[[], str],
+                    seconds_per_item: float | None, fn: Callable, head: list[Head],
+                    rest: Iterable, first_item: int, rest_length: int | None,
+                    total: int | None, fixed_chunksize: int | None) -> Plan:
+        """A plan that runs ``fn``: the sampled ``head``, then ``rest`` (items
+        ``first_item ..``, ``rest_length`` of them if known, out of ``total``)."""
+        made = cls(backend, workers, chunksize, predicted_speedup, reason, seconds_per_item)
+        made._fn, made._head, made._rest = fn, head, rest
+        made._first_item, made._rest_length, made._total = first_item, rest_length, total
+        made._fixed_chunksize = fixed_chunksize
+        return made
 
     @property
     def reason(self) -> str:
+        """Why this backend: the measured costs and the prediction, in words."""
         if callable(self._reason):
             self._reason = self._reason()
         return self._reason
@@ -223,15 +330,75 @@ class Plan(Generic[R]):
 
     @property
     def sampled_results(self) -> list[R]:
-        """The results of the items the planner ran itself, in input order."""
+        """The results of the items the planner ran itself, in input order.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> chosen = allcores.plan(abs, [-3, -2, -1, 0, 1, 2, 3])
+        >>> done = chosen.sampled_results
+        >>> done == [3, 2, 1, 0, 1, 2, 3][:len(done)]
+        True
+        >>> chosen.map()  # the sampled items are not run again
+        [3, 2, 1, 0, 1, 2, 3]
+        """
         return [r for head in self._head if head.results is not None for r in head.results]
 
     def imap(self, *, ordered: bool = True, progress: bool = False) -> Iterator[R]:
-        """Run the plan lazily: the sampled results first, then the rest of the input."""
+        """Run the plan lazily: the sampled results first, then the rest of the input.
+
+        Parameters
+        ----------
+        ordered : bool, optional
+            Yield the rest's results in input order (True, as :func:`allcores.imap`),
+            or as their chunks finish (False, as :func:`allcores.imap_unordered`).
+        progress : bool, optional
+            Show a tqdm progress bar on stderr.
+
+        Returns
+        -------
+        iterator
+            ``fn(item)`` for each item of the input.
+
+        Raises
+        ------
+        Exception
+            Whatever ``fn`` or the input raised, as :func:`allcores.imap` raises it.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> chosen = allcores.plan(abs, [-3, -2, -1, 0, 1])
+        >>> list(chosen.imap())
+        [3, 2, 1, 0, 1]
+        """
         return flatten_results(_runner.run(self, ordered=ordered, progress=progress))
 
     def map(self, *, progress: bool = False) -> list[R]:
-        """Run the plan: ``list(map(fn, iterable))``."""
+        """Run the plan: ``list(map(fn, iterable))``.
+
+        Parameters
+        ----------
+        progress : bool, optional
+            Show a tqdm progress bar on stderr.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for each item of the input, in input order (the sampled
+            results included, not computed again).
+
+        Raises
+        ------
+        Exception
+            Whatever ``fn`` or the input raised, as :func:`allcores.map` raises it.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> allcores.plan(abs, [-3, -2, -1, 0, 1]).map()
+        [3, 2, 1, 0, 1]
+        """
         return concatenate_results(_runner.run(self, progress=progress, eager=True))
 
 
@@ -241,8 +408,8 @@ def fixed_plan(fn: Callable, iterable: Iterable, backend: str, workers: int | No
     if workers is None:
         workers = cpu_count()
     length = known_length(iterable)
-    return Plan(backend, 1 if backend == "serial" else workers, chunksize or 1, 1.0, reason,
-                None, fn, [], iterable, 0, length, length, chunksize)
+    return Plan._with_input(backend, 1 if backend == "serial" else workers, chunksize or 1,
+                            1.0, reason, None, fn, [], iterable, 0, length, length, chunksize)
 
 
 # --- the cost model --------------------------------------------------------------------------
@@ -316,15 +483,18 @@ def plan(fn: Callable[[T], R], iterable: Iterable[T], *,
          workers: int | None = None) -> Plan[R]:
     """Decide how to run ``fn`` over ``iterable``, without running all of it.
 
-    Times the first items (their results are kept in the plan and reused), measures
-    what pickling an item costs and, for costly items, how two threads fare, and
-    predicts serial, thread and process run times: see the module docstring for the
-    model. A function planned within the last minute is not sampled again.
+    What ``backend="auto"`` does before each ``allcores.map``, made visible: it times
+    the first items (their results are kept in the plan and reused), measures what
+    pickling an item costs and, for costly items, how two threads fare, and predicts
+    serial, thread and process run times (see ``allcores.planner`` for the model).
+    Parallel is chosen only when predicted at least 1.2x as fast as serial.
 
     Parameters
     ----------
-    fn, iterable
+    fn : callable
         As for :func:`allcores.map`.
+    iterable : iterable
+        As for :func:`allcores.map`. The sampled items are read from it now.
     workers : int, optional
         Workers for the parallel backends; default :func:`allcores.cpu_count`.
 
@@ -333,6 +503,36 @@ def plan(fn: Callable[[T], R], iterable: Iterable[T], *,
     Plan
         ``plan.backend``, ``plan.workers``, ``plan.chunksize``,
         ``plan.predicted_speedup`` and ``plan.reason``; ``plan.map()`` runs it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad argument, before anything runs.
+    Exception
+        Whatever ``fn`` raised on a sampled item (the sample may run in a worker of
+        the warm process pool: a crash there is a ``WorkerCrashedError``).
+
+    Notes
+    -----
+    The sample runs in the caller, or in a worker of the warm process pool when there
+    is one; it lasts a few milliseconds at most, unless one item costs more. While a
+    costly first item runs, the next items start on the other workers. What was
+    measured is remembered for about a minute: a later plan of the same function
+    checks the first item against it instead of sampling again, and keeps the earlier
+    decision unless the new prediction clears the bar by a margin. Inside a worker of
+    an allcores pool, and when ``ALLCORES_BACKEND`` is set, nothing is measured: the
+    plan says so.
+
+    Examples
+    --------
+    >>> import allcores
+    >>> chosen = allcores.plan(abs, range(-1000, 1000), workers=1)
+    >>> chosen
+    Plan(backend='serial', workers=1, chunksize=..., predicted_speedup=1, reason='serial: ...')
+    >>> chosen.seconds_per_item < 0.01  # measured on the first items
+    True
+    >>> chosen.map()[:3]
+    [1000, 999, 998]
     """
     from allcores._main_guard import refuse_work_while_main_is_imported
 
@@ -421,8 +621,8 @@ def make_plan(fn: Callable, iterable: Iterable, workers: int | None,
         backend, plan_workers, speedup = "serial", 1, 1.0
     else:
         backend, plan_workers, speedup = chosen.backend, workers, chosen.speedup
-    return Plan(backend, plan_workers, chunk, speedup, reason, cost, fn, heads, rest,
-                source.taken, rest_known, length, chunksize)
+    return Plan._with_input(backend, plan_workers, chunk, speedup, reason, cost, fn, heads,
+                            rest, source.taken, rest_known, length, chunksize)
 
 
 # Processes predicted this close to the ideal speedup leave nothing for threads to win:

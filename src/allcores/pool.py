@@ -7,6 +7,13 @@ Its lifecycle is one state, shared with its backend, behind one lock
 the workers stop), terminated (workers stopped at once) or broken (the workers cannot
 run anything). It belongs to the process that created it: a copy inherited through
 ``os.fork()`` refuses work there and never touches the parent's workers.
+
+Examples
+--------
+>>> import allcores
+>>> with allcores.Pool(workers=2) as pool:
+...     pool.map(abs, [-1, -2, 3])
+[1, 2, 3]
 """
 
 from __future__ import annotations
@@ -55,8 +62,22 @@ _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
 def default_start_method() -> StartMethod:
-    """forkserver where it exists (Linux; Python 3.14's own choice): fork is unsafe with
-    threads; spawn elsewhere (macOS, Windows)."""
+    """The start method a process pool uses when none is given.
+
+    ``"forkserver"`` where it exists (Linux; Python 3.14's own choice): ``"fork"`` is
+    unsafe in a process with threads; ``"spawn"`` elsewhere (macOS, Windows).
+
+    Returns
+    -------
+    str
+        ``"forkserver"`` or ``"spawn"``.
+
+    Examples
+    --------
+    >>> from allcores.pool import default_start_method
+    >>> default_start_method() in ("forkserver", "spawn")
+    True
+    """
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
 
@@ -73,16 +94,17 @@ class Pool:
     backend : {"process", "thread", "serial", "dask"}
         Where chunks run: worker processes (any Python function, true parallelism),
         threads (functions that release the GIL, such as the native kernels), the
-        caller itself, or a Dask cluster (``pip install 'allcores[dask]'``).
+        caller itself, or a Dask cluster (the ``dask`` extra: ``pip install ".[dask]"``
+        in a checkout).
     start_method : {"forkserver", "spawn", "fork"}, optional
         For processes: ``"forkserver"`` (default on Linux), ``"spawn"`` (default on
         macOS and Windows) or ``"fork"``. ``context=`` (a ``multiprocessing`` context,
         as ``multiprocessing.Pool`` takes) gives it too.
     initializer, initargs
         ``initializer(*initargs)`` runs once in each worker before any work.
-    retries : int
+    retries : int, optional
         How many times a chunk whose worker process died is run again (on a new
-        worker) before :class:`WorkerCrashedError` is raised.
+        worker) before :class:`WorkerCrashedError` is raised; default 1.
     timeout : float, optional
         Seconds a chunk may run (process backend): an overrunning chunk's worker is
         killed and replaced, and :class:`ChunkTimeoutError` (a ``TimeoutError``) is
@@ -107,9 +129,60 @@ class Pool:
         pickled. The caller's memory for a map is then about 2-3 times this bound
         (the objects behind the bytes), however long the input.
 
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad argument, before any worker starts (``workers=0``, an unknown
+        ``backend``, ``timeout`` on a backend that cannot stop a chunk, ...).
+    WorkerInitError
+        Not here but from the pool's calls, when its workers could not start: the
+        ``initializer`` raised, or a script run with the ``spawn`` or ``forkserver``
+        start method makes the pool outside its ``if __name__ == "__main__":`` guard
+        (the message shows the fix).
+
+    See Also
+    --------
+    allcores.map : one call on a warm default pool, the backend chosen for you.
+    allcores.Executor : the same engine as a ``concurrent.futures.Executor``.
+
+    Notes
+    -----
+    Your function runs in the workers; everything else (reading the input, cutting
+    it into chunks, pickling, putting results back in order) runs in the caller and
+    the pool's engine threads. Functions and items travel by pickle, or by
+    cloudpickle for what pickle cannot name (lambdas, closures, functions of
+    ``__main__``).
+
+    A worker process that dies (SIGKILL, segfault, ``os._exit``, out of memory) is
+    seen at once and replaced; the chunk it ran is run again ``retries`` times, then
+    fails with :class:`WorkerCrashedError`. Other chunks and calls go on. An exception
+    raised by your function is not retried: it reaches the caller with its own type
+    and a note naming the item.
+
     Leaving a ``with`` block closes the pool (submitted work finishes, then the workers
-    stop); if the block is left by an exception (Ctrl-C included), the pool is
-    terminated: the workers are stopped at once.
+    stop); if the block is left by an exception, the pool is terminated: the workers
+    are stopped at once. A ``KeyboardInterrupt`` (Ctrl-C) while waiting for a map's
+    results terminates the pool too, so that no worker is left behind. A pool dropped
+    without being closed stops its workers when it is garbage collected, and live
+    pools are terminated when the interpreter exits.
+
+    Examples
+    --------
+    >>> import allcores
+    >>> with allcores.Pool(workers=2) as pool:
+    ...     print(pool.map(abs, [-1, -2, 3]))
+    ...     print(pool.map(lambda x: x * x, range(5)))  # lambdas work on processes
+    ...     print(pool.submit(pow, 2, 10).result(timeout=60))
+    [1, 2, 3]
+    [0, 1, 4, 9, 16]
+    1024
+
+    Threads suit functions that release the GIL (native code):
+
+    >>> import math
+    >>> with allcores.Pool(workers=2, backend="thread") as pool:
+    ...     pool.map(math.sqrt, [1, 4, 9])
+    [1.0, 2.0, 3.0]
     """
 
     def __init__(
@@ -195,21 +268,69 @@ class Pool:
 
     @property
     def workers(self) -> int:
-        """Number of workers (1 for the serial backend)."""
+        """Number of workers (1 for the serial backend).
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     pool.workers
+        2
+        """
         return self._backend.workers
 
     @property
     def backend(self) -> str:
+        """Where chunks run: ``"process"``, ``"thread"``, ``"serial"`` or ``"dask"``.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     pool.backend
+        'thread'
+        """
         return self._backend.name
 
     def insights(self, *, reset: bool = False) -> Insights:
-        """A summary of every chunk the pool's maps handed back so far (or since the
-        last ``reset=True``): wall time, per-worker busy and idle time, chunk sizes,
-        dispatch vs the function, the slowest chunks; ``.plot(path)`` draws the
-        timeline. ``reset=True`` starts a fresh recording after this summary.
+        """A summary of every chunk the pool's maps handed back so far.
 
-        A map being consumed counts the chunks handed back until now. Needs
-        ``Pool(insights=True)``."""
+        It covers the chunks of ``map``, ``imap``, ``imap_unordered`` and ``starmap``
+        (not ``submit`` or ``apply``) since the pool was made or since the last
+        ``reset=True``. A map being consumed counts the chunks handed back until now.
+
+        Parameters
+        ----------
+        reset : bool, optional
+            Start a fresh recording after this summary.
+
+        Returns
+        -------
+        Insights
+            Wall time, per-worker busy and idle time, chunk sizes, dispatch vs the
+            function, the slowest chunks; ``str()`` is a table, ``.plot(path)`` draws
+            the timeline.
+
+        Raises
+        ------
+        ValueError
+            If the pool was made without ``insights=True``.
+
+        See Also
+        --------
+        allcores.insights : the same for a module-level call.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2, backend="thread", insights=True) as pool:
+        ...     _ = pool.map(abs, range(100), chunksize=10)
+        ...     summary = pool.insights(reset=True)
+        ...     print(summary.chunks, summary.items, len(pool.insights().records))
+        10 100 0
+        >>> 0 < summary.utilisation <= 1
+        True
+        """
         if self._recorder is None:
             raise ValueError("this pool records nothing: create it with "
                              "Pool(..., insights=True)")
@@ -227,38 +348,252 @@ class Pool:
              chunksize: int | None = None) -> Iterator[R]:
         """Lazily yield ``fn(item)`` for each item, in input order.
 
-        The input is read as results are consumed, with a bounded number of chunks in
-        flight, so an endless generator works. Stopping early cancels queued chunks.
+        Parameters
+        ----------
+        fn : callable
+            Called as ``fn(item)`` in the workers. Lambdas, closures and functions of
+            ``__main__`` work (cloudpickle).
+        iterable : iterable
+            The items: read as results are consumed, a bounded window of chunks in
+            flight, so that an endless generator works.
+        chunksize : int, optional
+            Items per chunk. Default None: chunks adapt to the measured cost of the
+            items, about 20 ms each, and shrink near the end of an input of known
+            length so that the workers finish together.
+
+        Returns
+        -------
+        iterator
+            ``fn(item)`` for each item, in input order. A generator: ``close()`` it
+            to stop early.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument (``fn`` not callable, ``chunksize=0``, a
+            non-iterable).
+        PoolClosedError
+            If the pool is closed, terminated or broken, or was terminated while
+            the map ran.
+        Exception
+            Whatever ``fn`` raised, with its own type and a note naming the item, once
+            every result before it was yielded.
+        WorkerCrashedError
+            A worker process died running a chunk, ``retries`` re-runs included.
+        ChunkTimeoutError
+            A chunk ran longer than the pool's ``timeout``.
+
+        Notes
+        -----
+        Arguments are checked at the call; nothing is read or run until the first
+        result is asked for. At most ``2 x workers`` chunks (and ``max_bytes`` of
+        pickled data) are in flight, the reorder buffer included, so memory stays
+        bounded for a slow consumer. Closing the iterator, or breaking out of a loop
+        over it and dropping it, cancels the chunks not yet started; the pool stays
+        usable. An ``imap`` made before :meth:`close` can still be read to its end.
+
+        Examples
+        --------
+        >>> import itertools, allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     results = pool.imap(abs, itertools.count(-3))  # endless input
+        ...     print(list(itertools.islice(results, 5)))
+        ...     results.close()
+        [3, 2, 1, 0, 1]
         """
         return flatten_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True))
 
     def imap_unordered(self, fn: Callable[[T], R], iterable: Iterable[T],
                        chunksize: int | None = None) -> Iterator[R]:
-        """Like :meth:`imap`, but yield each chunk's results as soon as it finishes."""
+        """Lazily yield ``fn(item)`` for each item, as their chunks finish.
+
+        Like :meth:`imap`, but each chunk's results are yielded as soon as the chunk
+        is done (in their order within the chunk): a slow item holds back only its own
+        chunk.
+
+        Parameters
+        ----------
+        fn : callable
+            Called as ``fn(item)`` in the workers. Lambdas, closures and functions of
+            ``__main__`` work (cloudpickle).
+        iterable : iterable
+            The items, read lazily as for :meth:`imap`.
+        chunksize : int, optional
+            Items per chunk. Default None: chunks adapt to the measured cost of the
+            items, about 20 ms each, and shrink near the end of an input of known
+            length so that the workers finish together.
+
+        Returns
+        -------
+        iterator
+            ``fn(item)`` for each item, in the order their chunks finished.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument (``fn`` not callable, ``chunksize=0``, a
+            non-iterable).
+        PoolClosedError
+            If the pool is closed, terminated or broken, or was terminated while
+            the map ran.
+        Exception
+            Whatever ``fn`` raised, with its own type and a note naming the item.
+        WorkerCrashedError
+            A worker process died running a chunk, ``retries`` re-runs included.
+        ChunkTimeoutError
+            A chunk ran longer than the pool's ``timeout``.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     sorted(pool.imap_unordered(abs, [-3, 1, -2, 5]))
+        [1, 2, 3, 5]
+        """
         return flatten_results(
             self._chunk_results(fn, iterable, chunksize, ordered=False))
 
     def map(self, fn: Callable[[T], R], iterable: Iterable[T],
             chunksize: int | None = None) -> list[R]:
-        """``list(map(fn, iterable))``, computed on the pool's workers."""
+        """``list(map(fn, iterable))``, computed on the pool's workers.
+
+        Parameters
+        ----------
+        fn : callable
+            Called as ``fn(item)`` in the workers. Lambdas, closures and functions of
+            ``__main__`` work (cloudpickle).
+        iterable : iterable
+            The items: read lazily, a bounded window of chunks ahead of the results (an
+            input that raises stops being read).
+        chunksize : int, optional
+            Items per chunk. Default None: chunks adapt to the measured cost of the
+            items, about 20 ms each, and shrink near the end of an input of known
+            length so that the workers finish together.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for each item, in input order.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument (``fn`` not callable, ``chunksize=0``, a
+            non-iterable).
+        PoolClosedError
+            If the pool is closed, terminated or broken, or was terminated while
+            the map ran.
+        Exception
+            Whatever ``fn`` raised, with its own type and a note naming the item.
+        WorkerCrashedError
+            A worker process died running a chunk, ``retries`` re-runs included.
+        ChunkTimeoutError
+            A chunk ran longer than the pool's ``timeout``.
+
+        See Also
+        --------
+        imap : the results one at a time; map_async : without waiting.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2) as pool:
+        ...     pool.map(abs, [-1, -2, 3])
+        [1, 2, 3]
+        """
         return concatenate_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True))
 
     def starmap(self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]],
                 chunksize: int | None = None) -> list[R]:
-        """``[fn(*args) for args in iterable]``, computed on the pool's workers."""
+        """``[fn(*args) for args in iterable]``, computed on the pool's workers.
+
+        Parameters
+        ----------
+        fn : callable
+            Called as ``fn(*args)`` in the workers.
+        iterable : iterable of iterables
+            The argument tuples, read lazily as for :meth:`map`.
+        chunksize : int, optional
+            Tuples per chunk; default: adapted to their measured cost.
+
+        Returns
+        -------
+        list
+            ``fn(*args)`` for each tuple, in input order.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument (``fn`` not callable, ``chunksize=0``, a
+            non-iterable).
+        PoolClosedError
+            If the pool is closed, terminated or broken, or was terminated while
+            the map ran.
+        Exception
+            Whatever ``fn`` raised, with its own type and a note naming the item.
+        WorkerCrashedError
+            A worker process died running a chunk, ``retries`` re-runs included.
+        ChunkTimeoutError
+            A chunk ran longer than the pool's ``timeout``.
+
+        Examples
+        --------
+        >>> import operator, allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     pool.starmap(operator.mul, [(1, 2), (3, 4), (5, 6)])
+        [2, 12, 30]
+        """
         return concatenate_results(
             self._chunk_results(fn, iterable, chunksize, ordered=True, star=True))
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Run ``fn(*args, **kwargs)`` on a worker; return a ``concurrent.futures.Future``.
+        """Run ``fn(*args, **kwargs)`` on a worker; return a future of its result.
 
-        The future is pending until a worker takes the call (``cancel()`` then succeeds
-        and the call never runs), running while it runs, then done. On the Dask
-        backend it stays pending until done (Dask does not say when a task starts);
-        cancelling it there drops the task from the cluster. A function or arguments
-        that cannot be pickled fail the future, not the call to ``submit``."""
+        Parameters
+        ----------
+        fn : callable
+            The function; positional-only, so that ``fn`` may itself be a keyword of
+            the call.
+        *args, **kwargs
+            Its arguments.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Pending until a worker takes the call (``cancel()`` then succeeds and the
+            call never runs), running while it runs, then done, with ``fn``'s result
+            or its exception. It works with ``concurrent.futures.wait`` and
+            ``as_completed``.
+
+        Raises
+        ------
+        TypeError
+            If ``fn`` is not callable.
+        PoolClosedError
+            If the pool is closed, terminated or broken.
+
+        Notes
+        -----
+        A function or arguments that cannot be pickled fail the future, not the call
+        to ``submit``; so do a worker's death (:class:`WorkerCrashedError`, after
+        ``retries``) and a timeout (:class:`ChunkTimeoutError`). A submitted call is
+        not recorded by ``insights``. On the Dask backend the future stays pending until
+        done (Dask does not say when a task starts); cancelling it there drops the task
+        from the cluster.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2) as pool:
+        ...     future = pool.submit(pow, 2, 10)
+        ...     print(future.result(timeout=60))
+        1024
+        >>> with allcores.Pool(workers=1, backend="thread") as pool:
+        ...     pool.submit(int, "ff", base=16).result(timeout=60)
+        255
+        """
         check_callable(fn)
         call = _BoundCall(fn, kwargs) if kwargs else fn
         self._lifecycle.check(new_call=True)
@@ -302,7 +637,38 @@ class Pool:
 
     def apply(self, fn: Callable[..., R], args: Iterable[Any] = (),
               kwds: Mapping[str, Any] | None = None) -> R:
-        """``fn(*args, **kwds)`` on a worker, waiting for its result."""
+        """``fn(*args, **kwds)`` on a worker, waiting for its result.
+
+        As ``multiprocessing.Pool.apply``.
+
+        Parameters
+        ----------
+        fn : callable
+            The function.
+        args : iterable, optional
+            Its positional arguments.
+        kwds : mapping, optional
+            Its keyword arguments.
+
+        Returns
+        -------
+        object
+            What ``fn`` returned.
+
+        Raises
+        ------
+        PoolClosedError
+            If the pool is closed, terminated or broken.
+        Exception
+            Whatever ``fn`` raised, with its own type.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=1, backend="thread") as pool:
+        ...     pool.apply(int, ("ff",), {"base": 16})
+        255
+        """
         return self.submit(fn, *args, **(kwds or {})).result()
 
     def apply_async(self, fn: Callable[..., R], args: Iterable[Any] = (),
@@ -310,7 +676,42 @@ class Pool:
                     callback: Callable[[R], object] | None = None,
                     error_callback: Callable[[BaseException], object] | None = None
                     ) -> AsyncResult[R]:
-        """``fn(*args, **kwds)`` on a worker; see :class:`allcores.AsyncResult`."""
+        """``fn(*args, **kwds)`` on a worker, without waiting.
+
+        As ``multiprocessing.Pool.apply_async``.
+
+        Parameters
+        ----------
+        fn : callable
+            The function.
+        args : iterable, optional
+            Its positional arguments.
+        kwds : mapping, optional
+            Its keyword arguments.
+        callback : callable, optional
+            ``callback(result)``, called once in this process when ``fn`` returns.
+        error_callback : callable, optional
+            ``error_callback(exception)``, called once in this process when it fails.
+
+        Returns
+        -------
+        AsyncResult
+            ``get(timeout)``, ``wait(timeout)``, ``ready()``, ``successful()``.
+
+        Raises
+        ------
+        TypeError
+            If ``fn`` or a callback is not callable.
+        PoolClosedError
+            If the pool is closed, terminated or broken.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=1, backend="thread") as pool:
+        ...     pool.apply_async(pow, (2, 10)).get(timeout=60)
+        1024
+        """
         _check_callbacks(callback, error_callback)
         return AsyncResult(self.submit(fn, *args, **(kwds or {})), callback, error_callback)
 
@@ -319,8 +720,43 @@ class Pool:
                   callback: Callable[[list[R]], object] | None = None,
                   error_callback: Callable[[BaseException], object] | None = None
                   ) -> AsyncResult[list[R]]:
-        """:meth:`map` without waiting: the call is made (and counted, so that
-        :meth:`close` then :meth:`join` wait for it) at once, and run on a thread."""
+        """:meth:`map` without waiting.
+
+        As ``multiprocessing.Pool.map_async``: the call is made (and counted, so that
+        :meth:`close` then :meth:`join` wait for it) at once, and its results are
+        collected on a thread of its own.
+
+        Parameters
+        ----------
+        fn, iterable, chunksize
+            As for :meth:`map`.
+        callback : callable, optional
+            ``callback(results)``, called once in this process with the list of
+            results.
+        error_callback : callable, optional
+            ``error_callback(exception)``, called once in this process if the map
+            fails.
+
+        Returns
+        -------
+        AsyncResult
+            ``get()`` returns the list of results, or raises the map's exception.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument.
+        PoolClosedError
+            If the pool is closed, terminated or broken.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     pending = pool.map_async(abs, [-1, -2, 3])
+        ...     print(pending.get(timeout=60))
+        [1, 2, 3]
+        """
         return self._async(fn, iterable, chunksize, callback, error_callback, star=False)
 
     def starmap_async(self, fn: Callable[..., R], iterable: Iterable[Iterable[Any]],
@@ -328,7 +764,34 @@ class Pool:
                       callback: Callable[[list[R]], object] | None = None,
                       error_callback: Callable[[BaseException], object] | None = None
                       ) -> AsyncResult[list[R]]:
-        """:meth:`starmap` without waiting; see :meth:`map_async`."""
+        """:meth:`starmap` without waiting; see :meth:`map_async`.
+
+        Parameters
+        ----------
+        fn, iterable, chunksize
+            As for :meth:`starmap`.
+        callback, error_callback : callable, optional
+            As for :meth:`map_async`.
+
+        Returns
+        -------
+        AsyncResult
+            ``get()`` returns the list of results, or raises the call's exception.
+
+        Raises
+        ------
+        TypeError, ValueError
+            At the call, for a bad argument.
+        PoolClosedError
+            If the pool is closed, terminated or broken.
+
+        Examples
+        --------
+        >>> import operator, allcores
+        >>> with allcores.Pool(workers=2, backend="thread") as pool:
+        ...     pool.starmap_async(operator.mul, [(1, 2), (3, 4)]).get(timeout=60)
+        [2, 12]
+        """
         return self._async(fn, iterable, chunksize, callback, error_callback, star=True)
 
     def _async(self, fn, iterable, chunksize, callback, error_callback, *,
@@ -418,17 +881,46 @@ class Pool:
 
     @property
     def closed(self) -> bool:
-        """True once the pool takes no new calls: after :meth:`close` or
-        :meth:`terminate`, when it broke (its workers cannot run anything: the calls
-        then raise, saying why), and in a child process that inherited it through
-        ``os.fork()``."""
+        """True once the pool takes no new calls.
+
+        That is after :meth:`close` or :meth:`terminate`, when it broke (its workers
+        cannot run anything: the calls then raise, saying why), and in a child process
+        that inherited it through ``os.fork()``.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> pool = allcores.Pool(workers=2, backend="thread")
+        >>> pool.closed
+        False
+        >>> pool.close()
+        >>> pool.closed
+        True
+        """
         return self._lifecycle.state is not State.OPEN or not self._lifecycle.owned
 
     def close(self) -> None:
-        """Take no new calls. Calls already made finish (an ``imap`` created before can
-        still be read to its end; a submitted future settles); then the workers stop.
-        Waits for that unless a map is still open (being read, maybe by the very code
-        that closes the pool): the workers then stop when the last one ends."""
+        """Take no new calls; let the calls already made finish, then stop the workers.
+
+        An ``imap`` made before can still be read to its end, and a submitted future
+        settles. ``close`` waits for that, unless a map is still open (being read,
+        maybe by the very code that closes the pool): the workers then stop when the
+        last one ends. Calling it again does nothing.
+
+        See Also
+        --------
+        terminate : stop the workers at once.
+        join : wait until the workers have stopped.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> pool = allcores.Pool(workers=2, backend="thread")
+        >>> future = pool.submit(abs, -1)
+        >>> pool.close()
+        >>> future.result(timeout=60), pool.join(timeout=60)
+        (1, True)
+        """
         self._close(wait=True)
 
     def _close(self, *, wait: bool) -> None:
@@ -447,7 +939,24 @@ class Pool:
 
     def terminate(self) -> None:
         """Stop the workers now; unfinished work fails with :class:`PoolClosedError`.
-        Returns within a few seconds whatever the workers are doing."""
+
+        Worker processes are killed, whatever they are running; chunks not yet
+        started are cancelled. A thread cannot be stopped: on the thread backend, the
+        chunks already running finish in the background. Returns within a few seconds
+        whatever the workers are doing.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> pool = allcores.Pool(workers=2)
+        >>> pool.terminate()
+        >>> pool.join(timeout=60)
+        True
+        >>> pool.map(abs, [-1])
+        Traceback (most recent call last):
+        ...
+        allcores.errors.PoolClosedError: the pool was terminated
+        """
         self._finalizer.detach()
         try:
             _stop_now(self._backend, self._lifecycle)
@@ -461,10 +970,40 @@ class Pool:
             self._workers_stopped.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the workers have stopped, after :meth:`close` (the calls already
-        made finish first, ``*_async`` ones included) or :meth:`terminate`, as
-        ``multiprocessing.Pool.join`` does; True once they have (False if ``timeout``
-        seconds passed first). ValueError while the pool is still open."""
+        """Wait until the workers have stopped, after :meth:`close` or :meth:`terminate`.
+
+        As ``multiprocessing.Pool.join``: after :meth:`close`, the calls already made
+        finish first, ``*_async`` ones included.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most; None: as long as it takes (an extension:
+            ``multiprocessing`` has no timeout).
+
+        Returns
+        -------
+        bool
+            True once the workers have stopped; False if ``timeout`` seconds passed
+            first.
+
+        Raises
+        ------
+        ValueError
+            While the pool is still open (or broken but not closed): call
+            :meth:`close` or :meth:`terminate` first.
+
+        Examples
+        --------
+        >>> import allcores
+        >>> pool = allcores.Pool(workers=2, backend="thread")
+        >>> pending = pool.map_async(abs, [-1, -2])
+        >>> pool.close()
+        >>> pool.join(timeout=60)
+        True
+        >>> pending.get(timeout=0)
+        [1, 2]
+        """
         if not self._lifecycle.owned:
             return True  # inherited through fork: the parent's workers are not ours
         if self._lifecycle.state in (State.OPEN, State.BROKEN):

@@ -1,17 +1,42 @@
-"""Pure-Python twins of the native kernels in ``allcores.native``.
+"""Pure-Python twins of the compiled kernels in ``allcores.native``.
 
-Same names, same signatures, same results (bit for bit for mandelbrot), same errors:
-arguments are checked by the same functions in ``allcores._validate``. The loops are
-plain Python, the way a Python programmer would write them; numpy is used for storage
-only. They are the reference the native kernels are tested against and the baseline
-the benchmark measures them against.
+The same five per-block functions, with the same names, signatures, results (bit for
+bit for ``mandelbrot_rows``) and errors: the arguments are checked by the same code
+(``allcores._validate``), so a bad call raises the same exception with the same message.
+The loops are plain Python, as a Python programmer would write them (numpy only holds
+the arrays): 20 to 700 times slower than the compiled kernels, and they hold the GIL, so
+only processes run them in parallel. They are the reference the native kernels are
+tested against and the baseline the benchmark measures them against; pass
+``impl="python"`` to a function of :mod:`allcores.kernels` to run them on every core.
+
+- ``mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax)``: rows of
+  a Mandelbrot image, written into ``out``;
+- ``count_primes_range(lo, hi)``: the number of primes in ``[lo, hi)``;
+- ``is_prime_array(values, out)``: ``out[i] = values[i] is prime``;
+- ``fannkuch_block(n, start, stop)``: fannkuch-redux over permutations
+  ``[start, stop)``;
+- ``monte_carlo_hits(seed, start, stop)``: SplitMix64 samples ``[start, stop)`` inside
+  the unit quarter-circle.
+
+Examples
+--------
+>>> from allcores import native, pure
+>>> pure.count_primes_range(0, 100)
+25
+>>> pure.monte_carlo_hits(7, 0, 1_000) == native.monte_carlo_hits(7, 0, 1_000)
+True
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from allcores import _validate as check
+
+if TYPE_CHECKING:  # for the annotations only
+    import numpy as np
+    import numpy.typing as npt
 
 MASK64 = 2**64 - 1
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
@@ -21,12 +46,58 @@ TWO_POW_MINUS_53 = 2.0**-53
 # --- mandelbrot -------------------------------------------------------------------------
 
 
-def mandelbrot_rows(out, first_row, height, max_iter, xmin, xmax, ymin, ymax):
-    """Fill ``out`` (uint32, shape ``(rows, width)``) with the escape counts of image rows
-    ``first_row .. first_row + rows - 1`` of a ``width x height`` image of the region
-    ``[xmin, xmax) x [ymin, ymax)``, iterating at most ``max_iter`` (>= 1) times per pixel.
-    ``out`` must be aligned, C-contiguous and writeable; it is judged by its memory
-    (numpy's shape and strides), never by what a subclass says of itself."""
+def mandelbrot_rows(out: npt.NDArray[np.uint32], first_row: int, height: int, max_iter: int,
+                    xmin: float, xmax: float, ymin: float, ymax: float) -> None:
+    """Write the escape counts of some rows of a Mandelbrot image into ``out``.
+
+    ``out[r, x]`` gets the count of pixel ``(first_row + r, x)`` of a ``width x height``
+    image of the region ``[xmin, xmax) x [ymin, ymax)`` (``width`` is
+    ``out.shape[1]``): the number of iterations ``z = z * z + c`` from ``z = 0`` before
+    ``|z| > 2``, at most ``max_iter``, where ``c = xmin + x * (xmax - xmin) / width +
+    1j * (ymin + (first_row + r) * (ymax - ymin) / height)``.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        The rows to fill: ``uint32`` of shape ``(rows, width)``, writeable,
+        C-contiguous and aligned; it is judged by its memory (numpy's own shape and
+        strides), never by what an ndarray subclass says of itself.
+    first_row : int
+        The image row that ``out[0]`` holds; ``first_row + rows <= height``.
+    height : int
+        The whole image's height in rows, ``0 <= height <= 2**53``.
+    max_iter : int
+        Iterations per pixel at most, ``1 <= max_iter < 2**32``.
+    xmin, xmax, ymin, ymax : float
+        The region of the complex plane: finite, ``xmin < xmax`` and ``ymin < ymax``.
+
+    Raises
+    ------
+    TypeError
+        ``out`` is not a numpy array; ``first_row``, ``height`` or ``max_iter`` is not
+        an integer (a bool, float or string); or a bound is not a real number.
+    ValueError
+        ``out`` is not a writeable, aligned, C-contiguous 2-D ``uint32`` array, a value
+        is out of range, or ``first_row + rows > height``.
+
+    Notes
+    -----
+    Plain Python loops: the reference the compiled
+    :func:`allcores.native.mandelbrot_rows` is tested against, which gives exactly the
+    same counts, bit for bit. It holds the GIL: run it on processes to use more cores.
+
+    Examples
+    --------
+    Rows 1 and 2 of an 8 x 4 image of the whole set:
+
+    >>> import numpy as np
+    >>> from allcores import pure
+    >>> out = np.zeros((2, 8), dtype=np.uint32)
+    >>> pure.mandelbrot_rows(out, 1, 4, 50, -2.0, 1.0, -1.5, 1.5)
+    >>> out
+    array([[ 0,  2,  2,  3,  5, 50,  4,  2],
+           [50, 50, 50, 50, 50, 50, 50,  3]], dtype=uint32)
+    """
     out, first_row, height, max_iter, xmin, xmax, ymin, ymax = check.mandelbrot_rows_args(
         out, first_row, height, max_iter, xmin, xmax, ymin, ymax
     )
@@ -96,11 +167,44 @@ def _is_prime(n):
     return _miller_rabin(n)
 
 
-def is_prime_array(values, out):
-    """Set ``out[i]`` to whether ``values[i]`` is prime (exact for every 64-bit value).
+def is_prime_array(values: npt.NDArray[np.uint64],
+                   out: npt.NDArray[np.bool_] | npt.NDArray[np.uint8]) -> None:
+    """Set ``out[i]`` to whether ``values[i]`` is prime, exactly, for any 64-bit value.
 
-    ``values``: 1-D uint64; ``out``: 1-D bool or uint8 of the same length, sharing no
-    memory with ``values``; both aligned and C-contiguous (see ``mandelbrot_rows``)."""
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The numbers: 1-D ``uint64``, C-contiguous and aligned.
+    out : numpy.ndarray
+        The flags: 1-D ``bool`` (or ``uint8``: 1 for a prime) of the same length as
+        ``values``, writeable, C-contiguous and aligned, sharing no memory with
+        ``values``. Both arrays are judged by their memory (numpy's own shape and
+        strides), never by what an ndarray subclass says of itself.
+
+    Raises
+    ------
+    TypeError
+        ``values`` or ``out`` is not a numpy array.
+    ValueError
+        A wrong dtype, number of dimensions or memory layout, lengths that differ, or an
+        ``out`` that overlaps ``values``.
+
+    Notes
+    -----
+    Trial division by small primes, then a deterministic Miller-Rabin test (Python's
+    ``pow``): exact, never probabilistic. The compiled
+    :func:`allcores.native.is_prime_array` gives the same flags. It holds the GIL.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from allcores import pure
+    >>> values = np.array([2, 4, 97, 2**64 - 59], dtype=np.uint64)
+    >>> flags = np.empty(4, dtype=bool)
+    >>> pure.is_prime_array(values, flags)
+    >>> flags
+    array([ True, False,  True,  True])
+    """
     values, out = check.is_prime_array_args(values, out)
     out[:] = [_is_prime(int(v)) for v in values]
 
@@ -154,8 +258,44 @@ def _count_odd_primes(a, b):
     return count
 
 
-def count_primes_range(lo, hi):
-    """The number of primes p with ``lo <= p < hi``, for ``0 <= lo <= hi <= 2**64``."""
+def count_primes_range(lo: int, hi: int) -> int:
+    """The number of primes ``p`` with ``lo <= p < hi``.
+
+    Parameters
+    ----------
+    lo, hi : int
+        The range, ``0 <= lo <= hi <= 2**64``.
+
+    Returns
+    -------
+    int
+        How many primes ``[lo, hi)`` holds; the counts of adjacent ranges add up.
+
+    Raises
+    ------
+    TypeError
+        ``lo`` or ``hi`` is not an integer (a bool, float or string).
+    ValueError
+        ``lo < 0``, ``hi > 2**64`` or ``lo > hi``.
+
+    Notes
+    -----
+    A segmented sieve with the primes up to ``sqrt(hi)``, but none above ``2**24`` nor
+    far above the range's width; the numbers the sieve leaves above its reach are
+    confirmed by an exact Miller-Rabin test, as in the compiled
+    :func:`allcores.native.count_primes_range`, which gives the same count. It holds
+    the GIL.
+
+    Examples
+    --------
+    >>> from allcores import pure
+    >>> pure.count_primes_range(0, 100)
+    25
+    >>> pure.count_primes_range(0, 50) + pure.count_primes_range(50, 100)
+    25
+    >>> pure.count_primes_range(10**9, 10**9 + 1000)
+    49
+    """
     lo, hi = check.prime_range_args(lo, hi)
     count = 1 if lo <= 2 < hi else 0
     a = max(lo, 3) | 1
@@ -168,9 +308,49 @@ def count_primes_range(lo, hi):
 # --- fannkuch-redux ---------------------------------------------------------------------
 
 
-def fannkuch_block(n, start, stop):
-    """``(checksum, max_flips)`` of fannkuch-redux over the permutations of ``n`` elements
-    with indices ``start .. stop - 1`` in the benchmark's order (``1 <= n <= 12``)."""
+def fannkuch_block(n: int, start: int, stop: int) -> tuple[int, int]:
+    """Fannkuch-redux over a block of permutations: ``(checksum, max_flips)``.
+
+    For each permutation ``p`` of ``0 .. n - 1`` with an index in ``[start, stop)`` (in
+    the Benchmarks Game's order), flip the first ``p[0] + 1`` elements until ``0`` comes
+    first.
+
+    Parameters
+    ----------
+    n : int
+        The number of elements, ``1 <= n <= 12``.
+    start, stop : int
+        The permutation indices, ``0 <= start <= stop <= n!``.
+
+    Returns
+    -------
+    tuple of (int, int)
+        ``checksum``: the sum of the flip counts, added for even indices and subtracted
+        for odd ones; ``max_flips``: the most flips any of them needs; ``(0, 0)`` for
+        an empty block. Blocks combine: their checksums add up, the largest
+        ``max_flips`` wins.
+
+    Raises
+    ------
+    TypeError
+        ``n``, ``start`` or ``stop`` is not an integer (a bool, float or string).
+    ValueError
+        ``n`` is not in ``1 .. 12``, or ``start`` or ``stop`` is out of range.
+
+    Notes
+    -----
+    The block's first permutation is built from its index, so a block can start
+    anywhere. The compiled :func:`allcores.native.fannkuch_block` gives the same pair.
+    It holds the GIL.
+
+    Examples
+    --------
+    >>> from allcores import pure
+    >>> pure.fannkuch_block(7, 0, 5040)
+    (228, 16)
+    >>> pure.fannkuch_block(7, 0, 2520), pure.fannkuch_block(7, 2520, 5040)
+    ((20, 16), (208, 15))
+    """
     n, start, stop = check.fannkuch_block_args(n, start, stop)
     checksum = 0
     max_flips = 0
@@ -232,9 +412,50 @@ def _uniform(seed, k):
     return (_mix64((seed + (k + 1) * GOLDEN_GAMMA) & MASK64) >> 11) * TWO_POW_MINUS_53
 
 
-def monte_carlo_hits(seed, start, stop):
-    """How many samples ``start .. stop - 1`` fall inside the unit quarter-circle; sample
-    ``i`` is the point ``(uniform(seed, 2i), uniform(seed, 2i + 1))`` of SplitMix64."""
+def monte_carlo_hits(seed: int, start: int, stop: int) -> int:
+    """How many of the samples ``start .. stop - 1`` fall inside the unit quarter-circle.
+
+    Sample ``i`` is the point ``(u(2 * i), u(2 * i + 1))``, where ``u(k)`` is the
+    53-bit uniform double in ``[0, 1)`` made from the ``(k + 1)``-th output of the
+    SplitMix64 generator seeded with ``seed``; it is a hit when
+    ``x * x + y * y < 1``.
+
+    Parameters
+    ----------
+    seed : int
+        The generator's seed, ``0 <= seed < 2**64``.
+    start, stop : int
+        The sample indices, ``0 <= start <= stop <= 2**63``.
+
+    Returns
+    -------
+    int
+        The hits; any sample is computed from its index alone, so the hits of adjacent
+        blocks add up.
+
+    Raises
+    ------
+    TypeError
+        ``seed``, ``start`` or ``stop`` is not an integer (a bool, float or string).
+    ValueError
+        A value is out of range, or ``start > stop``.
+
+    Notes
+    -----
+    Python integers masked to 64 bits, as the C code computes them: the compiled
+    :func:`allcores.native.monte_carlo_hits` gives exactly the same count. It holds
+    the GIL.
+
+    Examples
+    --------
+    >>> from allcores import pure
+    >>> pure.monte_carlo_hits(1, 0, 10_000)
+    7887
+    >>> pure.monte_carlo_hits(1, 0, 5_000) + pure.monte_carlo_hits(1, 5_000, 10_000)
+    7887
+    >>> 4 * pure.monte_carlo_hits(1, 0, 10_000) / 10_000
+    3.1548
+    """
     seed, start, stop = check.monte_carlo_args(seed, start, stop)
     hits = 0
     for i in range(start, stop):

@@ -20,6 +20,15 @@ Cost: each chunk carries its start time and worker whether recording or not (a f
 and a short string next to the chunk's items); recording adds three clock reads and one
 list append per chunk in the caller, about 1-2 us. The benchmark measures the difference
 (``allcores bench --only timeline``).
+
+Examples
+--------
+>>> import allcores
+>>> with allcores.Pool(workers=2, backend="thread", insights=True) as pool:
+...     _ = pool.map(abs, range(1000), chunksize=100)
+...     summary = pool.insights()
+>>> summary.chunks, summary.items, sorted({r.items for r in summary.records})
+(10, 1000, [100])
 """
 
 from __future__ import annotations
@@ -45,8 +54,43 @@ _SECONDS = property(lambda record: record.ended - record.started,
 
 
 class ChunkRecord(NamedTuple):
-    """One chunk of a map, as the caller saw it. Times are ``time.perf_counter()``
-    seconds on the caller's clock."""
+    """One chunk of a map, as the caller saw it.
+
+    Times are ``time.perf_counter()`` seconds on the caller's clock. Made by the
+    engine; read from :attr:`Insights.records`.
+
+    Parameters
+    ----------
+    call : int
+        Which recorded map call (0, 1, ...): items are numbered per call.
+    first_item : int
+        Input index of the chunk's first item.
+    items : int
+        How many items it held.
+    worker : str
+        Where it ran: ``"process 1234"``, ``"allcores-thread_0"``, ``"caller"``, ...
+    submitted, queued : float
+        When the caller started handing it to the backend, and was done (items cut,
+        pickled, queued).
+    started, ended : float
+        When its worker started running the function on it, and finished.
+    received : float
+        When the caller got its results (a reorder buffer may hold them).
+
+    Attributes
+    ----------
+    stop_item : int
+        Input index one past the chunk's last item.
+    seconds : float
+        Time spent in the function: ``ended - started``.
+
+    Examples
+    --------
+    >>> from allcores.timeline import ChunkRecord
+    >>> record = ChunkRecord(0, 100, 50, "allcores-thread_0", 1.0, 1.0, 1.25, 2.0, 2.5)
+    >>> record.stop_item, record.seconds
+    (150, 0.75)
+    """
 
     call: int          # which recorded map call (0, 1, ...): items are numbered per call
     first_item: int    # input index of the chunk's first item
@@ -63,8 +107,26 @@ class ChunkRecord(NamedTuple):
 
 
 class LostAttempt(NamedTuple):
-    """A run of a chunk that ended with its worker's death (the chunk then ran again
-    elsewhere). A backend reports these with the chunk's result."""
+    """A run of a chunk that ended with its worker's death.
+
+    The chunk then ran again elsewhere. A backend reports these with the chunk's
+    result; :class:`Insights` shows them as :class:`LostRecord` entries.
+
+    Parameters
+    ----------
+    worker : str
+        The worker that died.
+    started : float
+        When the chunk was sent to that worker.
+    ended : float
+        When its death was seen.
+
+    Examples
+    --------
+    >>> from allcores.timeline import LostAttempt
+    >>> LostAttempt("process 1234", 1.0, 1.5).worker
+    'process 1234'
+    """
 
     worker: str
     started: float     # when the chunk was sent to that worker
@@ -72,7 +134,29 @@ class LostAttempt(NamedTuple):
 
 
 class LostRecord(NamedTuple):
-    """A :class:`LostAttempt` of a recorded chunk, with the chunk's items."""
+    """A :class:`LostAttempt` of a recorded chunk, with the chunk's items.
+
+    Parameters
+    ----------
+    call, first_item, items
+        As in :class:`ChunkRecord`.
+    worker, started, ended
+        As in :class:`LostAttempt`.
+
+    Attributes
+    ----------
+    stop_item : int
+        Input index one past the chunk's last item.
+    seconds : float
+        ``ended - started``: the work lost with the worker.
+
+    Examples
+    --------
+    >>> from allcores.timeline import LostRecord
+    >>> lost = LostRecord(0, 20, 10, "process 1234", 1.0, 1.5)
+    >>> lost.stop_item, lost.seconds
+    (30, 0.5)
+    """
 
     call: int
     first_item: int
@@ -146,7 +230,44 @@ class CallRecorder:
 
 @dataclasses.dataclass(frozen=True)
 class WorkerStats:
-    """One worker's share of the recorded time span."""
+    """One worker's share of the recorded time span (:attr:`Insights.per_worker`).
+
+    Parameters
+    ----------
+    worker : str
+        The worker's name, as in :attr:`ChunkRecord.worker`.
+    chunks, items : int
+        The chunks it ran, and their items.
+    busy_s : float
+        Seconds in the function.
+    before_s : float
+        Idle from the span's start to its first chunk (start-up, dispatch).
+    between_s : float
+        Idle between its chunks (dispatch gaps, or nothing left to run).
+    after_s : float
+        Idle from its last chunk to the span's end (imbalance, stragglers, or the
+        worker died).
+    utilisation : float
+        ``busy_s / wall_s``.
+    lost_s : float, optional
+        Seconds running chunks it died in (they ran again elsewhere).
+
+    Attributes
+    ----------
+    idle_s : float
+        ``before_s + between_s + after_s``.
+
+    Examples
+    --------
+    >>> from allcores.timeline import ChunkRecord, Insights
+    >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+    ...             ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+    ...            workers=2, backend="thread")
+    >>> [(w.worker, w.busy_s, w.after_s, w.utilisation) for w in summary.per_worker]
+    [('a', 1.0, 0.0, 1.0), ('b', 0.5, 0.5, 0.5)]
+    >>> summary.per_worker[1].idle_s
+    0.5
+    """
 
     worker: str
     chunks: int
@@ -161,11 +282,27 @@ class WorkerStats:
 
     @property
     def idle_s(self) -> float:
+        """Idle seconds in all: ``before_s + between_s + after_s``."""
         return self.before_s + self.between_s + self.after_s
 
 
 class Insights:
-    """A summary of recorded chunks (what ``pool.insights()`` returns).
+    """A summary of recorded chunks: what ``pool.insights()`` and
+    ``allcores.insights()`` return.
+
+    ``str()`` is a table (per-worker busy and idle time, the slowest chunks),
+    :meth:`plot` draws the timeline; the figures are attributes.
+
+    Parameters
+    ----------
+    records : list of ChunkRecord
+        The recorded chunks.
+    workers : int
+        The pool's size.
+    backend : str
+        Where the chunks ran.
+    lost : list of LostRecord, optional
+        Runs of chunks lost with their worker.
 
     Attributes
     ----------
@@ -192,6 +329,31 @@ class Insights:
         the chunk ran again on another worker, see ``Pool(retries=...)``).
     lost_s : float
         Their time, summed: work done twice.
+
+    See Also
+    --------
+    allcores.Pool.insights, allcores.insights : where summaries come from.
+
+    Examples
+    --------
+    >>> import allcores
+    >>> with allcores.Pool(workers=2, backend="thread", insights=True) as pool:
+    ...     _ = pool.map(abs, range(1000), chunksize=250)
+    ...     summary = pool.insights()
+    >>> summary.chunks, summary.items, summary.workers, summary.backend
+    (4, 1000, 2, 'thread')
+    >>> print(summary)  # doctest: +ELLIPSIS
+    allcores insights: 1,000 items in 4 chunks (sizes 250/250/250 min/median/max) ...
+    ...
+
+    A summary of hand-made records shows the figures' meaning:
+
+    >>> from allcores.timeline import ChunkRecord, Insights
+    >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+    ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+    ...                    workers=2, backend="thread")
+    >>> summary.wall_s, summary.busy_s, summary.utilisation
+    (1.0, 1.5, 0.75)
     """
 
     def __init__(self, records: list[ChunkRecord], *, workers: int, backend: str,
@@ -217,15 +379,51 @@ class Insights:
 
     @property
     def chunks(self) -> int:
+        """How many chunks were recorded.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> summary.chunks
+        2
+        """
         return len(self.records)
 
     @property
     def items(self) -> int:
+        """How many items the recorded chunks held.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> summary.items
+        20
+        """
         return sum(r.items for r in self.records)
 
     def lanes(self) -> list[str]:
-        """The workers that ran chunks (or died running one), in order of their first
-        chunk's start."""
+        """The workers that ran chunks (or died running one).
+
+        Returns
+        -------
+        list of str
+            Their names, in order of their first chunk's start.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> summary.lanes()
+        ['a', 'b']
+        """
         first_start: dict[str, float] = {}
         for r in (*self.records, *self.lost):
             first_start[r.worker] = min(first_start.get(r.worker, r.started), r.started)
@@ -233,24 +431,85 @@ class Insights:
 
     @property
     def tail_idle_s(self) -> float:
-        """The longest any worker waited from its last chunk to the span's end: how
-        much a straggler cost."""
+        """The longest any worker waited from its last chunk to the span's end.
+
+        How much a straggler cost, in seconds.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> summary.tail_idle_s
+        0.5
+        """
         return max((w.after_s for w in self.per_worker), default=0.0)
 
     def chunk_sizes(self) -> tuple[int, int, int]:
-        """Smallest, median and largest chunk, in items."""
+        """Smallest, median and largest chunk, in items.
+
+        Returns
+        -------
+        tuple of int
+            ``(smallest, median, largest)``; zeros when nothing was recorded.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> summary.chunk_sizes()
+        (10, 10, 10)
+        """
         if not self.records:
             return (0, 0, 0)
         sizes = sorted(r.items for r in self.records)
         return sizes[0], int(statistics.median(sizes)), sizes[-1]
 
     def slowest(self, n: int = SLOWEST_SHOWN) -> list[ChunkRecord]:
-        """The ``n`` chunks that spent longest in the function, slowest first."""
+        """The ``n`` chunks that spent longest in the function, slowest first.
+
+        Parameters
+        ----------
+        n : int, optional
+            How many; default 5.
+
+        Returns
+        -------
+        list of ChunkRecord
+            At most ``n`` records, slowest first.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> [(r.worker, r.first_item, r.seconds) for r in summary.slowest(1)]
+        [('a', 0, 1.0)]
+        """
         return sorted(self.records, key=lambda r: r.seconds, reverse=True)[:n]
 
     def latency(self) -> tuple[float, float]:
-        """Median seconds from queued to started (waiting for a worker, transfer) and
-        from ended to received (transfer back, waiting to be handed on in order)."""
+        """Median seconds a chunk took to reach its worker, and to come back.
+
+        Returns
+        -------
+        tuple of float
+            ``(to_worker, to_caller)``: the median seconds from queued to started
+            (waiting for a worker, transfer), and from ended to received (transfer
+            back, waiting to be handed on in order); zeros when nothing was recorded.
+
+        Examples
+        --------
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.25, 1.0, 1.5)],
+        ...                    workers=1, backend="process")
+        >>> summary.latency()
+        (0.25, 0.5)
+        """
         if not self.records:
             return (0.0, 0.0)
         return (statistics.median(r.started - r.queued for r in self.records),
@@ -319,10 +578,48 @@ class Insights:
                 f"workers, wall {_s(self.wall_s)}, utilisation {self.utilisation:.0%}>")
 
     def plot(self, path: str, *, title: str | None = None) -> str:
-        """Write a PNG timeline to ``path`` (needs matplotlib: ``pip install
-        'allcores[plot]'``): one lane per worker, one bar per chunk, idle gaps left
-        blank, and the caller's receipt of each chunk marked on a lane of its own.
-        Returns ``path``."""
+        """Write a PNG timeline to ``path``.
+
+        One lane per worker, one bar per chunk, idle gaps left blank, and the caller's
+        receipt of each chunk marked on a lane of its own; runs lost with their worker
+        hatched. Lanes: the caller first (where it ran chunks itself), then the workers
+        in natural order of their names (``thread_2`` before ``thread_10``). A chunk's
+        colour says when it was handed over (a colour bar, first to last); its tick on
+        the caller's lane has the same colour. Needs matplotlib (the ``plot`` extra:
+        ``pip install ".[plot]"`` in a checkout).
+
+        Parameters
+        ----------
+        path : str
+            Where to write the PNG; missing directories are made.
+        title : str, optional
+            A first title line, above the one made from the summary (chunks, items
+            per chunk, workers, wall time, utilisation); default: that line alone.
+
+        Returns
+        -------
+        str
+            ``path``.
+
+        Raises
+        ------
+        ValueError
+            If nothing was recorded.
+        ImportError
+            If matplotlib is not installed.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from allcores.timeline import ChunkRecord, Insights
+        >>> summary = Insights([ChunkRecord(0, 0, 10, "a", 0.0, 0.0, 0.0, 1.0, 1.0),
+        ...                     ChunkRecord(0, 10, 10, "b", 0.0, 0.0, 0.0, 0.5, 0.5)],
+        ...                    workers=2, backend="thread")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = summary.plot(os.path.join(folder, "timeline.png"))
+        ...     print(os.path.basename(path), os.path.getsize(path) > 0)
+        timeline.png True
+        """
         from allcores._timeline_plot import draw_timeline
 
         return draw_timeline(self, path, title=title)

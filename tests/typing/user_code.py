@@ -274,6 +274,38 @@ def kernel_calls() -> None:
     assert_type(kernels.monte_carlo_pi(10_000, seed=1, workers=1), float)
 
 
+def block_kernels() -> None:
+    """The per-block kernels: allcores.native (typed by its stub) and its pure twins."""
+    from allcores import native, pure
+
+    rows = np.zeros((2, 8), dtype=np.uint32)
+    native.mandelbrot_rows(rows, 1, 4, 50, -2.0, 1.0, -1.5, 1.5)
+    twin_rows = np.zeros((2, 8), dtype=np.uint32)
+    pure.mandelbrot_rows(twin_rows, 1, 4, 50, -2.0, 1.0, -1.5, 1.5)
+    assert (rows == twin_rows).all()
+    flags = np.empty(2, dtype=np.bool_)
+    native.is_prime_array(np.array([2, 4], dtype=np.uint64), flags)
+    pure.is_prime_array(np.array([3, 9], dtype=np.uint64), flags)
+    assert flags.tolist() == [True, False]
+    assert_type(native.count_primes_range(0, 100), int)
+    assert_type(pure.count_primes_range(0, 100), int)
+    assert_type(native.fannkuch_block(7, 0, 5040), tuple[int, int])
+    assert_type(pure.fannkuch_block(7, 0, 5040), tuple[int, int])
+    assert_type(native.monte_carlo_hits(1, 0, 100), int)
+    assert_type(pure.monte_carlo_hits(1, 0, 100), int)
+    assert_type(native.ISA_NAMES, dict[str, int])
+    assert_type(native.ISA_ENV, str)
+    isas = native.available_isas()
+    assert_type(isas, list[str])
+    for get, set_isa in [(native.mandelbrot_isa, native.set_mandelbrot_isa),
+                         (native.monte_carlo_isa, native.set_monte_carlo_isa),
+                         (native.fannkuch_isa, native.set_fannkuch_isa)]:
+        set_isa(isas[0])
+        assert_type(get(), str)
+        set_isa("auto")
+    assert_type(native.build_info(), dict[str, str])
+
+
 def row_numbers(a: int, b: int, rows: npt.NDArray[np.int64], width: int) -> None:
     rows[:] = np.arange(a * width, b * width).reshape(b - a, width)
 
@@ -313,6 +345,7 @@ def main() -> None:
     own_kernel_blocks()
     failures()
     kernel_calls()
+    block_kernels()
     if importlib.util.find_spec("matplotlib") is not None:
         with tempfile.TemporaryDirectory() as directory:
             insights_plot(directory)

@@ -45,15 +45,18 @@ from allcores import kernels
 from allcores.bench import workloads
 from allcores.bench.measure import (
     SEED,
+    SUPERLINEAR_NOTE,
     Config,
     Progress,
     Section,
     Table,
     Timing,
+    efficiency_text,
     interleaved,
     ratio_text,
     same,
     seconds_text,
+    superlinear,
     timed,
     timing_text,
 )
@@ -601,7 +604,8 @@ def run(config: Config, progress: Progress) -> Section:
         "workload. Each slice's answer is checked against the native kernel's answer "
         "for that slice.",
         "vs pure / vs native: the pure-Python serial and native serial median times "
-        "divided by this row's. Efficiency: the speedup over the serial run of the same "
+        "divided by this row's (below 0.1 as a fraction: 1/250x, this row took 250 times "
+        "as long). Efficiency: the speedup over the serial run of the same "
         "implementation (native for the native blocks and numba, primesieve on 1 thread "
         f"for primesieve on {workers}) divided by {workers} workers.",
         f"Peers (multiprocessing, ProcessPoolExecutor, joblib) map {workers} x "
@@ -616,6 +620,8 @@ def run(config: Config, progress: Progress) -> Section:
     if c_status:
         notes.append("Plain C reference: benchmarks/c_reference.py, the same algorithms "
                      f"written in plain C, the whole job in one call; {c_status}.")
+    if any(superlinear(row.get("efficiency")) for row in rows if row["impl"] != "numba"):
+        notes.append(SUPERLINEAR_NOTE)
     notes.append(primesieve_note(primesieve_about, start, workers, threads_used))
     table = Table(f"kernels: {workers} workers (times scaled to the full workload)",
                   ["kernel", "method", "time", "slice", "vs pure", "vs native",
@@ -803,7 +809,9 @@ def _table_rows(case: Case, rows: list[dict], workers: int) -> list[list[str]]:
             name, row["label"], timing_text(timing) + (" *" if row["scaled"] else ""),
             f"1/{round(1 / row['work_fraction'])}" if row["scaled"] else "full",
             ratio_text(row.get("speedup_vs_pure")), ratio_text(row.get("speedup_vs_native")),
-            f"{efficiency:.0%}" if efficiency is not None else "-",
+            # numba's efficiency is over native serial, another implementation: no mark.
+            efficiency_text(efficiency) if row["impl"] != "numba"
+            else f"{efficiency:.0%}" if efficiency is not None else "-",
             "ok" if row["correct"] else "WRONG",
         ])
     return out
@@ -831,12 +839,12 @@ def reading(section: Section) -> list[str]:
                                     else "speedup_vs_pure"]
                  for k in kernel_names if (k, method) in by}
         if gains:
-            listed = ", ".join(f"{k} {v:.2f}x" for k, v in gains.items())
+            listed = ", ".join(f"{k} {ratio_text(v)}" for k, v in gains.items())
             out.append(f"{workers} workers vs 1, {words}: {listed}.")
     versus_c = {k: by[(k, "c-serial")]["median_s"] / by[(k, "native-serial")]["median_s"]
                 for k in kernel_names if (k, "c-serial") in by and (k, "native-serial") in by}
     if versus_c:
-        listed = ", ".join(f"{k} {v:.2f}x" for k, v in versus_c.items())
+        listed = ", ".join(f"{k} {ratio_text(v)}" for k, v in versus_c.items())
         out.append("Native serial vs the plain C reference (C time / native time, above 1: "
                    f"native is faster): {listed}.")
     best = []

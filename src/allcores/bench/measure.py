@@ -210,14 +210,47 @@ def timing_text(timing: Timing) -> str:
             f"({seconds_text(timing.low)}-{seconds_text(timing.high)})")
 
 
+# Below this a ratio is written as a fraction: 0.004 in two decimals would read "0.00x".
+FRACTION_BELOW = 0.1
+
+
 def ratio_text(value: float | None) -> str:
+    """A ratio (a speedup, one time over another) with about 3 significant digits:
+    ``250x``, ``12.5x``, ``1.23x``, ``0.57x``; below 0.1 as a fraction, ``1/250x``
+    (250 times slower), so that a small ratio never prints as ``0.00x``."""
     if value is None:
         return "-"
     if value >= 100:
         return f"{value:.0f}x"
     if value >= 10:
         return f"{value:.1f}x"
-    return f"{value:.2f}x"
+    if value >= FRACTION_BELOW or value <= 0:
+        return f"{value:.2f}x"
+    inverse = 1 / value
+    return f"1/{inverse:.0f}x" if inverse >= 10 else f"1/{inverse:.1f}x"
+
+
+# Marks an efficiency above 100% (and a speedup above the worker count); the note says why.
+SUPERLINEAR_MARK = "^"
+SUPERLINEAR_NOTE = (
+    f"{SUPERLINEAR_MARK} above 100% efficiency: N workers measured more than N times as "
+    "fast as one. No run had more cores than N: the serial run lost more time to "
+    "something else, such as other processes on a shared machine (the longer run "
+    "shares its core longer), timing noise over a few runs, or one core's cache against "
+    "N cores' caches (each worker's blocks stay in its own core's cache). Read it as "
+    "about N times faster, not more.")
+
+
+def efficiency_text(efficiency: float | None) -> str:
+    """``87%``, or ``112%^`` above 100% (see SUPERLINEAR_NOTE), or ``-``."""
+    if efficiency is None:
+        return "-"
+    return f"{efficiency:.0%}" + (SUPERLINEAR_MARK if superlinear(efficiency) else "")
+
+
+def superlinear(efficiency: float | None) -> bool:
+    """Above 100% as printed (100.4% prints as 100%: no mark)."""
+    return efficiency is not None and round(efficiency * 100) > 100
 
 
 def cost_text(seconds: float) -> str:

@@ -291,7 +291,8 @@ def _tables(rows: list[dict], crossovers: dict, workers: int) -> list[Table]:
         "row gives the measured one. Times: median over the timed rounds (each round runs "
         "every tool at every cost once).",
         "~: a tool that would have run far longer than serial was timed on fewer items "
-        "(results.json has the counts).",
+        "(results.json has the counts; hollow markers in overhead.png). Speedups below 0.1 "
+        "as a fraction: 1/20x, 20 times as long as serial.",
         f"Beats serial: median at least {BEATS_MARGIN - 1:.0%} faster than serial, at "
         "that cost and at every larger one. Pools created once and warmed before timing.",
     ]
@@ -348,21 +349,22 @@ def _crossover_reading(section: Section) -> list[str]:
                and r["tool"] != "serial"]
     if biggest:
         best = max(biggest, key=lambda r: r["speedup"])
-        out.append(f"At {largest} per item the best speedup is {best['speedup']:.2f}x "
+        out.append(f"At {largest} per item the best speedup is {ratio_text(best['speedup'])} "
                    f"({best['label']}) on {section.extra.get('workers', '?')} workers.")
     auto = [r for r in rows if r["tool"] == "allcores-auto" and r.get("speedup")]
     if auto:
         worst = min(auto, key=lambda r: r["speedup"])
         if worst["speedup"] < AUTO_SLOWER_FLAG:
             out.append(f"allcores auto measured slower than serial at "
-                       f"{cost_text(worst['cost_s'])} per item ({worst['speedup']:.2f}x): "
+                       f"{cost_text(worst['cost_s'])} per item ({ratio_text(worst['speedup'])}): "
                        "its choice did not pay there.")
         elif worst["speedup"] >= 1:
             out.append(f"allcores auto was never slower than serial (its smallest speedup: "
-                       f"{worst['speedup']:.2f}x, at {cost_text(worst['cost_s'])} per item).")
+                       f"{ratio_text(worst['speedup'])}, at {cost_text(worst['cost_s'])} "
+                       "per item).")
         else:
             out.append(f"allcores auto was never more than {1 - AUTO_SLOWER_FLAG:.0%} "
-                       f"slower than serial (worst: {worst['speedup']:.2f}x at "
+                       f"slower than serial (worst: {ratio_text(worst['speedup'])} at "
                        f"{cost_text(worst['cost_s'])} per item).")
     wrong = [r for r in rows if r.get("correct") is False]
     if wrong:

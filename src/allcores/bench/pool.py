@@ -15,12 +15,15 @@ import time
 import allcores
 from allcores.bench import workloads
 from allcores.bench.measure import (
+    SUPERLINEAR_NOTE,
     Config,
     Progress,
     Section,
     Table,
     Timing,
+    efficiency_text,
     ratio_text,
+    superlinear,
     timed,
     timing_text,
 )
@@ -57,8 +60,10 @@ def run(config: Config, progress: Progress) -> Section:
               ["workload", "1 worker", f"{workers} workers", "speedup", "efficiency"],
               [[r["label"], timing_text(_t(r["one"])), timing_text(_t(r["many"])),
                 ratio_text(r["speedup"]) if r["correct"] else "WRONG",
-                f"{r['efficiency']:.0%}" if r["correct"] else "-"]
-               for r in scaling_rows]),
+                efficiency_text(r["efficiency"]) if r["correct"] else "-"]
+               for r in scaling_rows],
+              [SUPERLINEAR_NOTE] if any(r["correct"] and superlinear(r["efficiency"])
+                                        for r in scaling_rows) else []),
     ]
     section = Section(name="pool", question=QUESTION, rows=rows, tables=tables,
                       extra={"workers": workers}, seconds=time.perf_counter() - started)
@@ -141,13 +146,16 @@ def reading(section: Section) -> list[str]:
             out.append(f"{row['label']}: WRONG answer.")
         elif row["kind"] == "dispatch":
             if 0.95 <= row["ratio"] <= 1.05:
-                verdict = f"about as fast as multiprocessing.Pool ({row['ratio']:.2f}x)"
+                verdict = f"about as fast as multiprocessing.Pool ({ratio_text(row['ratio'])})"
             elif row["ratio"] > 1:
                 verdict = f"{row['ratio']:.1f}x faster than multiprocessing.Pool"
             else:
                 verdict = f"{1 / row['ratio']:.1f}x slower than multiprocessing.Pool"
             out.append(f"Dispatch, {row['label']}: allcores.Pool is {verdict}.")
         else:
-            out.append(f"Scaling, {row['label']}: {row['speedup']:.2f}x on "
-                       f"{row['workers']} workers ({row['efficiency']:.0%} efficiency).")
+            out.append(f"Scaling, {row['label']}: {ratio_text(row['speedup'])} on "
+                       f"{row['workers']} workers ({efficiency_text(row['efficiency'])} efficiency"
+                       + ("; above 100%: the serial run lost time to something else, "
+                          "see the note under the table" if superlinear(row["efficiency"])
+                          else "") + ").")
     return out

@@ -64,8 +64,6 @@ from allcores.bench.measure import (
     seconds_text,
     timing_text,
 )
-from allcores.bench.workloads import identity, spin
-from allcores.pool import default_start_method
 from allcores.bench.overhead import (
     BEATS_MARGIN,
     COSTS_S,
@@ -73,6 +71,8 @@ from allcores.bench.overhead import (
     _optional,
     iterations_for,
 )
+from allcores.bench.workloads import identity, spin
+from allcores.pool import default_start_method
 
 # 4 equal items: EVEN_ITEMS_PER_WORKER per worker, each a spin of this many seconds.
 EVEN_ITEM_S = 0.5
@@ -811,7 +811,7 @@ def tables(rows: list[dict], extra: dict, crossovers: dict,
             speedups = [p["predicted_speedup"] for p in r["plans"]]
             seconds = [p["seconds"] for p in r["plans"]]
             cells.append([r["label"], ", ".join(r["backends"]),
-                          f"{min(speedups):.2f}x-{max(speedups):.2f}x",
+                          f"{ratio_text(min(speedups))}-{ratio_text(max(speedups))}",
                           f"{seconds_text(seconds[0])} first, then "
                           f"{seconds_text(sorted(seconds[1:])[len(seconds[1:]) // 2])} "
                           "(median)" if len(seconds) > 1 else seconds_text(seconds[0]),
@@ -846,7 +846,7 @@ def reading(section: Section) -> list[str]:
             row = by.get(("even", key, None))
             if row and "goal" in row and row.get("vs_ideal"):
                 parts.append(f"{row['label'].split(', ', 2)[-1]}: "
-                             f"{seconds_text(row['median_s'])}, {row['vs_ideal']:.2f}x the "
+                             f"{seconds_text(row['median_s'])}, {ratio_text(row['vs_ideal'])} the "
                              f"ideal (goal {row['goal']['text']})")
         mp = by.get(("even", "mp-map", None), {})
         out.append(
@@ -879,7 +879,7 @@ def reading(section: Section) -> list[str]:
     if hashing:
         text = (f"sha256 of {hashing[0]['blobs']} blobs of 1 MB (unmarked function): "
                 + "; ".join(f"{r['label'].split(', ', 1)[-1]} "
-                            + (f"{r['speedup']:.2f}x serial's speed, ran "
+                            + (f"{ratio_text(r['speedup'])} serial's speed, ran "
                                f"{_chose_text(r.get('chose'))}"
                                if r.get("speedup") else r["status"])
                             + f" (goal {r['goal']['text']})" for r in hashing))

@@ -416,7 +416,7 @@ def reading(section: Section) -> list[str]:
     if done:
         ranked = sorted(done.values(), key=lambda r: r["time"]["median_s"])
         first = ranked[0]
-        vs_serial = (f", {first['speedup']:.2f}x the serial loop's speed"
+        vs_serial = (f", {ratio_text(first['speedup'])} the serial loop's speed"
                      if first.get("speedup") else "")
         others = ", ".join(
             f"{SHORT_NAMES[r['strategy']]} {_ratio(r, first):.2f}x" for r in ranked[1:])
@@ -441,7 +441,7 @@ def reading(section: Section) -> list[str]:
         low, _, high = adaptive["chunk_sizes"]
         out.append(f"chunksize=1 handed over {one['chunks']:,} chunks and took "
                    f"{_ratio(one, adaptive):.2f}x as long as the adaptive chunks "
-                   f"({adaptive['chunks']:,} chunks of {low:,}-{high:,} rows); utilisation "
+                   f"({adaptive['chunks']:,} chunks of {low:,} to {high:,} rows); utilisation "
                    f"{one['utilisation']:.0%} vs {adaptive['utilisation']:.0%}.")
     if serial is not None and serial.get("correct") is False:
         out.append("The serial loop's images disagreed between runs: no strategy was "
