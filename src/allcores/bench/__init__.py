@@ -29,8 +29,8 @@ runs; ``--workers`` above ``allcores.cpu_count()`` is allowed, with a warning.
 
 Usage::
 
-    allcores bench --quick                  # small sizes: 2.5 minutes on 2 cores
-    allcores bench                          # full sizes: 8 minutes on 2 cores
+    allcores bench --quick                  # small sizes: 3.5 minutes on 2 cores
+    allcores bench                          # full sizes: over 10 minutes on 2 cores
     allcores bench --only kernels,overhead --workers 4 --repeat 5 --out results/
     python benchmarks/run.py --quick        # the same, from a source checkout
 """
