@@ -137,16 +137,25 @@ def _set_isa(kernel, name):
     _isa[kernel] = _resolve_isa(kernel, name)
 
 
+def _isa_problem(name):
+    """What makes ``name`` unusable as an instruction set here, or None: the one check
+    behind ``set_*_isa``, ``ALLCORES_ISA`` and ``allcores info``."""
+    if name == "auto":
+        return None
+    if name not in ISA_NAMES:
+        return f"expected one of {', '.join(ISA_NAMES)} or auto, got: {name!r}"
+    if not ac_isa_available(ISA_NAMES[name]):
+        return (f"{name!r} is not available on this CPU; available: "
+                f"{', '.join(available_isas())} or auto")
+    return None
+
+
 def _resolve_isa(kernel, name):
     """The number of instruction set ``name``, or of ``kernel``'s fastest for ``"auto"``."""
-    if name == "auto":
-        return _BEST_ISA[kernel]
-    if name not in ISA_NAMES:
-        raise ValueError(f"isa: expected one of {sorted(ISA_NAMES)} or 'auto', got: {name!r}")
-    if not ac_isa_available(ISA_NAMES[name]):
-        raise ValueError(f"isa: {name!r} is not available here; available: "
-                         f"{available_isas()}")
-    return ISA_NAMES[name]
+    problem = _isa_problem(name)
+    if problem is not None:
+        raise ValueError(f"isa: {problem}")
+    return _BEST_ISA[kernel] if name == "auto" else ISA_NAMES[name]
 
 
 def mandelbrot_isa():
@@ -696,12 +705,8 @@ def _isa_from_environment(value):
     the variable and the values it takes, and is then ignored."""
     if not value or value == "auto":
         return None
-    if value not in ISA_NAMES:
-        problem = f"expected one of {', '.join(ISA_NAMES)} or auto"
-    elif not ac_isa_available(ISA_NAMES[value]):
-        problem = (f"{value!r} is not available on this CPU; available: "
-                   f"{', '.join(available_isas())} or auto")
-    else:
+    problem = _isa_problem(value)
+    if problem is None:
         return value
     # Explicit: at import there is no Python frame of this module to point at.
     warnings.warn_explicit(f"{ISA_ENV}={value!r} ignored: {problem}; each kernel runs with "

@@ -71,7 +71,7 @@ def test_unknown_or_unavailable_isas_are_refused():
 
 
 @pytest.mark.parametrize("value, problem", [
-    ("bogus", "expected one of scalar, baseline, avx2, avx512 or auto"),
+    ("bogus", "expected one of scalar, baseline, avx2, avx512 or auto, got: 'bogus'"),
     *((name, f"{name!r} is not available on this CPU; available: {', '.join(ISAS)} or auto")
       for name in native.ISA_NAMES if name not in ISAS),
 ])

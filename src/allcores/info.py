@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import platform
 import sys
+from typing import Callable
 
 from allcores import native
 from allcores._version import __version__
@@ -54,41 +55,36 @@ def _cpus() -> tuple[int | None, str]:
     return budget.count, budget.explain()
 
 
-def _isa_problem(value: str) -> str | None:
-    if value == "auto" or value in native.available_isas():
-        return None
-    if value in native.ISA_NAMES:
-        return (f"{native.ISA_ENV}: {value!r} is not available on this CPU; available: "
-                f"{', '.join(native.available_isas())} or auto")
-    return (f"{native.ISA_ENV}: expected one of {', '.join(native.ISA_NAMES)} or auto, "
-            f"got: {value!r}")
-
-
-def _workers_problem(value: str) -> str | None:
-    count, explained = _cpus()
-    return explained if count is None else None
-
-
-def _backend_problem() -> str | None:
+def _raised(check: Callable[[], object]) -> str | None:
+    """The message of the ValueError ``check()`` raises for a bad variable, or None."""
     try:
-        backend_override()
+        check()
     except ValueError as error:
         return str(error)
     return None
 
 
+def _isa_problem() -> str | None:
+    problem = native._isa_problem(os.environ.get(native.ISA_ENV, "").strip())
+    return None if problem is None else f"{native.ISA_ENV}: {problem}"
+
+
+# Each ALLCORES_* variable and what is wrong with its value now (None: nothing), checked
+# by the code that reads it.
+ENVIRONMENT_CHECKS: dict[str, Callable[[], str | None]] = {
+    WORKERS_ENV: lambda: _raised(cpu_budget),
+    BACKEND_ENV: lambda: _raised(backend_override),
+    native.ISA_ENV: _isa_problem,
+}
+
+
 def _environment() -> dict:
     """Each ALLCORES_* variable that is set: its value, and what is wrong with it."""
-    checks = {
-        WORKERS_ENV: _workers_problem,
-        BACKEND_ENV: lambda value: _backend_problem(),
-        native.ISA_ENV: _isa_problem,
-    }
     found = {}
-    for name, problem in checks.items():
+    for name, problem in ENVIRONMENT_CHECKS.items():
         value = os.environ.get(name, "").strip()
         if value:
-            found[name] = {"value": value, "problem": problem(value)}
+            found[name] = {"value": value, "problem": problem()}
     return found
 
 

@@ -70,7 +70,7 @@ TOOL_MARKERS = {"serial": "o", "mp-imap": "s", "mp-map": "^", "futures": "v",
                 "joblib": "D", "allcores-auto": "P", "allcores-process": ">",
                 "allcores-thread": "X"}
 # Where a section was measured on a busy machine, its plot says so in this colour.
-BUSY_TEXT_COLOUR = "#882255"
+BUSY_TEXT_COLOUR = _palette.TOL_MUTED["wine"]
 
 
 def bar_style(method: str) -> dict:

@@ -186,7 +186,6 @@ def markdown(*, command: str, machine: dict, started: str, seconds: float,
         lines[2:2] = ["> **" + caveat[0] + "**", ">",
                       *(f"> - {line.strip()}" for line in caveat[1:-1]),
                       ">", f"> {caveat[-1].strip()}", ""]
-    loads = (busy or {}).get("sections", {})
     wrong = sum(s.wrong for s in sections)
     if summary:
         lines += ["", "## Headline", "", summary]
@@ -199,7 +198,7 @@ def markdown(*, command: str, machine: dict, started: str, seconds: float,
         for sentence in section.reading:
             lines.append(f"- {section.name}: {sentence}")
     for section in sections:
-        seen = loads.get(section.name) or section.extra.get("machine_load")
+        seen = section.extra.get("machine_load")   # set by mark_busy
         mark = f" {BUSY_MARK}" if seen and seen.get("busy") else ""
         lines += ["", f"## {section.name}{mark}", "", f"*{section.question}*", ""]
         if seen:
